@@ -1,0 +1,182 @@
+/*
+ * filestore.h -- the backing file of one constituent (internal).
+ *
+ * A file is an append-only log of checksummed records plus an in-memory
+ * ordered index of key -> record offset.  Values stay on disk.  The file
+ * owns its lock: every function here takes it as it needs, so callers hold
+ * no file-store lock across calls.
+ *
+ * Concurrency contract: every function may be called from any thread, and
+ * concurrently with every other function on the same file, except
+ * fs_close (no other call may be running or follow).  Readers take the
+ * file's lock shared, writers exclusive; no function blocks on anything but
+ * that lock and file I/O.
+ */
+#ifndef LAYERED_FILESTORE_H
+#define LAYERED_FILESTORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fs_file fs_file;
+
+/* What a file needs from its connection. */
+typedef struct fs_env {
+    /* The connection-wide LSN counter: a write takes the next value with
+     * atomic_fetch_add(lsn, 1) + 1 while it holds the file's lock, so LSNs
+     * in one file increase in file order. */
+    _Atomic uint64_t *lsn;
+    /* LAYERED_SYNC_* */
+    int sync;
+    /* Report a message (corruption details, repairs).  May be NULL. */
+    void (*message)(void *arg, const char *msg);
+    void *message_arg;
+    /* Failpoint hook: returns 0 to continue or an error to inject.  Called
+     * with "fs.write" before every write(2) and "fs.sync" before every
+     * fdatasync.  May be NULL. */
+    int (*failpoint)(void *arg, const char *name);
+    void *failpoint_arg;
+} fs_env;
+
+/* fs_open flags */
+#define FS_CREATE 0x1  /* create the file if missing (with its header) */
+#define FS_EXCL 0x2    /* with FS_CREATE: EEXIST if the file exists */
+
+/*
+ * fs_open --
+ *     Open (or create) a file, cut a torn tail, build the index.  Raises
+ *     *env->lsn to the highest LSN in the file.  The env is copied.
+ *     Errors: ENOENT (missing, no FS_CREATE), EEXIST, EACCES, EROFS,
+ *     ENOSPC, EIO, ENOMEM, LAYERED_CORRUPT (damage before the tail; the
+ *     message names the file and offset).
+ */
+int fs_open(const char *path, unsigned flags, const fs_env *env,
+            fs_file **fp);
+
+/* fs_close --
+ *     Flush buffered records, fsync, close, free the index.  Frees f even
+ *     on error. */
+int fs_close(fs_file *f);
+
+/* fs_put --
+ *     Append a PUT record and point the index at it.  On error nothing is
+ *     appended (a partial write is truncated away) and the index is
+ *     unchanged.  *lsnp (may be NULL) receives the record's LSN. */
+int fs_put(fs_file *f, const void *key, size_t klen, const void *val,
+           size_t vlen, uint64_t *lsnp);
+
+/* fs_del --
+ *     Append a DEL record.  With keep_tombstone (ingest files) the index
+ *     keeps a tombstone entry for the key (it hides the stable value); else
+ *     (stable files) the key leaves the index.  Returns LAYERED_NOTFOUND
+ *     only when !keep_tombstone and the key is absent (nothing written). */
+int fs_del(fs_file *f, const void *key, size_t klen, bool keep_tombstone,
+           uint64_t *lsnp);
+
+/* A position in a file's index, filled by fs_seek.  Holds a copy of the
+ * key; the value is read with fs_read_value. */
+typedef struct fs_pos {
+    void *key;          /* malloc'ed copy, grown as needed; free with
+                           fs_pos_free */
+    size_t key_cap;
+    size_t klen;
+    uint64_t off;       /* record offset */
+    uint32_t vlen;
+    bool tombstone;
+    bool valid;
+    /* private: lets fs_seek(FS_NEXT/FS_PREV) step without a search while
+     * the index has not lost nodes since */
+    void *node;
+    uint64_t gen;
+} fs_pos;
+
+enum fs_seek_mode {
+    FS_EQ,   /* exactly key */
+    FS_GE,   /* smallest >= key */
+    FS_GT,   /* smallest > key */
+    FS_LE,   /* largest <= key */
+    FS_LT,   /* largest < key */
+    FS_FIRST, /* smallest key (key ignored) */
+    FS_LAST,  /* largest key (key ignored) */
+    FS_NEXT,  /* the entry after pos (pos must be valid) */
+    FS_PREV   /* the entry before pos */
+};
+
+/* fs_seek --
+ *     Fill pos with the entry found (tombstones included: the caller
+ *     decides).  Returns 0 or LAYERED_NOTFOUND (pos->valid = false), ENOMEM.
+ *     For FS_NEXT/FS_PREV, key/klen are ignored and pos's own key is the
+ *     reference (correct even if that entry was removed meanwhile). */
+int fs_seek(fs_file *f, const void *key, size_t klen, enum fs_seek_mode mode,
+            fs_pos *pos);
+
+/* fs_read_value --
+ *     Read the value at pos into *bufp (grown with realloc to *capp as
+ *     needed), verifying the record's checksum and that it still holds
+ *     pos's key.  Returns 0, LAYERED_NOTFOUND (the key was overwritten or
+ *     removed since the seek and the record moved by compaction: seek
+ *     again), LAYERED_CORRUPT, EIO, ENOMEM. */
+int fs_read_value(fs_file *f, const fs_pos *pos, void **bufp, size_t *capp);
+
+void fs_pos_free(fs_pos *pos);
+
+/* fs_sync --
+ *     Write buffered records and fdatasync. */
+int fs_sync(fs_file *f);
+
+/* fs_compact --
+ *     If the dead bytes exceed the live bytes (and the file is over 64 KiB)
+ *     or force is set, rewrite live records in key order into a temporary
+ *     file, fsync, rename over, fsync the directory, rebuild the index.
+ *     *compactedp (may be NULL) says whether it did.  A failure leaves the
+ *     old file in place and valid. */
+int fs_compact(fs_file *f, bool force, bool *compactedp);
+
+/* fs_clear --
+ *     Remove every record: truncate to the header, empty the index, sync. */
+int fs_clear(fs_file *f);
+
+/* Drain copy statistics */
+typedef struct fs_copy_stats {
+    uint64_t rows;   /* records written into dst */
+    uint64_t bytes;  /* key + value bytes written */
+    uint64_t skipped; /* src records dst already held at the same or a newer LSN */
+    uint64_t max_lsn; /* highest src LSN seen */
+} fs_copy_stats;
+
+/*
+ * fs_copy --
+ *     The drain copy: every entry of src (key order), PUTs and tombstones,
+ *     into dst, keeping each record's LSN.  A src record is skipped when dst
+ *     already holds that key at the same or a newer LSN (so a re-drain after
+ *     a crash copies nothing twice and never overwrites newer data); a src
+ *     tombstone removes the key from dst.  Writes in large sequential
+ *     chunks with bounded buffers (never more than 64 MiB whatever the table
+ *     size), no allocation per row, one fdatasync of dst at the end.  Takes
+ *     src's lock shared and dst's exclusive per batch, so readers proceed
+ *     between batches.  hook (may be NULL) is called once, after the first
+ *     batch is written; an error from it stops the copy and is returned.
+ */
+int fs_copy(fs_file *src, fs_file *dst, int (*hook)(void *arg),
+            void *hook_arg, fs_copy_stats *stats);
+
+/* Sizes and counts (a consistent snapshot under the lock). */
+typedef struct fs_info {
+    uint64_t file_bytes;  /* bytes in the file including buffered */
+    uint64_t live_bytes;  /* bytes of records the index points at */
+    uint64_t entries;     /* index entries including tombstones */
+    uint64_t max_lsn;     /* highest LSN in the file */
+    uint64_t index_bytes; /* memory held by the index */
+} fs_info;
+
+void fs_get_info(fs_file *f, fs_info *info);
+
+/* True if the file has no index entries. */
+bool fs_empty(fs_file *f);
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has it. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif /* LAYERED_FILESTORE_H */
