@@ -1,0 +1,69 @@
+/*
+ * testutil.c -- helpers shared by the C tests.
+ */
+#include "testutil.h"
+
+#include <ftw.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+char *
+tu_mkdtemp(const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path;
+
+    if (tmp == NULL || *tmp == '\0')
+        tmp = "/tmp";
+    CHECK(asprintf(&path, "%s/layered-%s-XXXXXX", tmp, tag) > 0);
+    CHECK(mkdtemp(path) != NULL);
+    return path;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+void
+tu_rmdir(const char *path)
+{
+    (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t
+tu_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+uint64_t
+tu_seed(const char *test)
+{
+    const char *env = getenv("LAYERED_TEST_SEED");
+    uint64_t seed;
+
+    seed = env != NULL ? strtoull(env, NULL, 0) : (uint64_t)tu_now_ns();
+    if (seed == 0)
+        seed = 1;
+    printf("%s: seed %llu (replay with LAYERED_TEST_SEED=%llu)\n", test,
+           (unsigned long long)seed, (unsigned long long)seed);
+    return seed;
+}
+
+uint64_t
+tu_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

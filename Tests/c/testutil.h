@@ -1,0 +1,52 @@
+/*
+ * testutil.h -- helpers shared by the C tests: loud checks, scratch
+ * directories, random numbers.
+ */
+#ifndef LAYERED_TESTUTIL_H
+#define LAYERED_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "layered.h"
+
+/* Fail loudly with the expression that failed. */
+#define CHECK(expr)                                                         \
+    do {                                                                    \
+        if (!(expr)) {                                                      \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,          \
+                    __LINE__, #expr);                                       \
+            abort();                                                        \
+        }                                                                   \
+    } while (0)
+
+/* Check that a library call returns an expected code. */
+#define CHECK_RET(expected, call)                                           \
+    do {                                                                    \
+        int check_ret_ = (call);                                            \
+        int check_exp_ = (expected);                                        \
+        if (check_ret_ != check_exp_) {                                     \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", \
+                    __FILE__, __LINE__, #call, check_ret_,                  \
+                    layered_strerror(check_ret_), check_exp_,               \
+                    layered_strerror(check_exp_));                          \
+            abort();                                                        \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_OK(call) CHECK_RET(0, call)
+
+/* A fresh empty scratch directory under $TMPDIR (or /tmp); returns a
+ * malloc'ed path.  Removed by tu_rmdir. */
+char *tu_mkdtemp(const char *tag);
+/* rm -rf path */
+void tu_rmdir(const char *path);
+/* Deterministic xorshift random numbers. */
+uint64_t tu_rand(uint64_t *state);
+/* Seed from LAYERED_TEST_SEED or the clock; prints it. */
+uint64_t tu_seed(const char *test);
+/* Monotonic nanoseconds. */
+uint64_t tu_now_ns(void);
+
+#endif
