@@ -153,7 +153,7 @@ typedef struct layered_config {
 } layered_config;
 
 /** Statistics of a connection, from layered_stats(). */
-typedef struct layered_stats {
+typedef struct layered_conn_stats {
     /** Sum of stable checkpoint sizes plus LAYERED_CHECKPOINT_SIZE_BUFFER, as
      * of the last successful checkpoint; never below the buffer. */
     uint64_t database_size;
@@ -179,7 +179,7 @@ typedef struct layered_stats {
     uint64_t bytes_drained;     /**< key + value bytes copied by drains */
     uint64_t inserts;           /**< successful cursor inserts */
     uint64_t removes;           /**< successful cursor removes */
-} layered_stats;
+} layered_conn_stats;
 
 /** What one step-up did, from layered_step_up(). */
 typedef struct layered_drain_stats {
@@ -266,7 +266,7 @@ int layered_step_down(layered_conn *conn);
  * @param[out] stats filled on success
  * @return 0, EINVAL.  Works after a panic (panicked is set).  Any thread.
  */
-int layered_stats(layered_conn *conn, layered_stats *stats);
+int layered_stats(layered_conn *conn, layered_conn_stats *stats);
 
 /**
  * Open a session.  Any thread; the session is then used by one thread at
