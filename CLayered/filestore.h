@@ -176,7 +176,10 @@ void fs_get_info(fs_file *f, fs_info *info);
 /* True if the file has no index entries. */
 bool fs_empty(fs_file *f);
 
-/* CRC32C (Castagnoli), hardware-accelerated where the CPU has it. */
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has it.  Chains
+ * like zlib's crc32: start with 0, pass the previous result to continue. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+/* The same checksum from the portable table code whatever the CPU (tests). */
+uint32_t crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
 #endif /* LAYERED_FILESTORE_H */
