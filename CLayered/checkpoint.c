@@ -1,0 +1,88 @@
+/*
+ * checkpoint.c -- checkpoints and database_size.
+ *
+ * A checkpoint makes every open constituent durable, compacts files that
+ * are mostly dead, writes a metadata snapshot, and only then publishes
+ * database_size = sum of the stable files' sizes + the fixed buffer.  The
+ * size is recomputed from the files rather than adjusted by deltas, so a
+ * drop racing a drain cannot push it below the buffer, let alone below
+ * zero; the clamp makes that explicit.  A failed checkpoint publishes
+ * nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+/*
+ * checkpoint_locked --
+ *     The checkpoint proper; the caller holds the checkpoint lock.
+ */
+int
+checkpoint_locked(layered_conn *conn)
+{
+    struct dhandle **arr = NULL;
+    struct table *t;
+    struct stat st;
+    char path[LAYERED_NAME_MAX + 16];
+    uint64_t sum = 0, size;
+    size_t n = 0, i;
+    bool compacted;
+    int ret;
+
+    ERR(dh_collect(conn, &arr, &n));
+    for (i = 0; i < n; i++) {
+        if (atomic_load(&arr[i]->flags) & DH_DROPPED)
+            continue;
+        ERR_MSG(conn, fs_sync(arr[i]->fs), "checkpoint: syncing %s failed",
+                arr[i]->name);
+        ERR_MSG(conn, fs_compact(arr[i]->fs, false, &compacted),
+                "checkpoint: compacting %s failed", arr[i]->name);
+        if (compacted)
+            (void)atomic_fetch_add(&conn->st_compactions, 1);
+    }
+
+    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    RB_FOREACH(t, table_tree, &conn->tables)
+    {
+        if (t->dropping)
+            continue;
+        (void)snprintf(path, sizeof(path), "%s.stable", t->name);
+        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
+            sum += (uint64_t)st.st_size;
+    }
+    ret = meta_snapshot(conn);
+    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+    if (ret != 0)
+        goto err;
+
+    size = sum + LAYERED_CHECKPOINT_SIZE_BUFFER;
+    if (size < LAYERED_CHECKPOINT_SIZE_BUFFER) /* overflow */
+        size = LAYERED_CHECKPOINT_SIZE_BUFFER;
+    atomic_store(&conn->stable_ckpt_bytes, sum);
+    atomic_store(&conn->database_size, size);
+    (void)atomic_fetch_add(&conn->st_checkpoints, 1);
+
+err:
+    for (i = 0; i < n; i++)
+        dh_release(arr[i]);
+    free(arr);
+    return ret;
+}
+
+int
+layered_checkpoint(layered_session *session)
+{
+    layered_conn *conn;
+    int ret;
+
+    if (session == NULL)
+        return EINVAL;
+    conn = session->conn;
+    API_CONN(conn);
+    conn_lock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    ret = checkpoint_locked(conn);
+    conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    return ret;
+}

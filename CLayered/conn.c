@@ -1,0 +1,305 @@
+/*
+ * conn.c -- connections: open, close, configuration, statistics and the
+ * role.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+layered_config_init(layered_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->role = LAYERED_ROLE_FOLLOWER;
+    cfg->drain_threads = 2;
+    cfg->drain_policy = LAYERED_DRAIN_SKIP_MISSING;
+    cfg->sync = LAYERED_SYNC_WRITE;
+    cfg->create = 1;
+}
+
+static int
+env_failpoint(void *arg, const char *name)
+{
+    return fp_hit(&((layered_conn *)arg)->fps, name);
+}
+
+static void
+env_message(void *arg, const char *msg)
+{
+    layered_msg((layered_conn *)arg, "%s", msg);
+}
+
+/*
+ * open_dir --
+ *     Open (creating if allowed) a directory and return its descriptor.
+ */
+static int
+open_dir(const char *path, bool create, int *fdp)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT || !create)
+            return errno;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return errno;
+    } else if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    if ((*fdp = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno;
+    return 0;
+}
+
+/*
+ * stable_size_at_open --
+ *     database_size before the first checkpoint of this connection: the
+ *     stable files as they are on disk (each was synced by the checkpoint
+ *     or close that last wrote it).  Never below the buffer.
+ */
+static void
+stable_size_at_open(layered_conn *conn)
+{
+    struct table *t;
+    struct stat st;
+    char path[LAYERED_NAME_MAX + 16];
+    uint64_t sum = 0;
+
+    RB_FOREACH(t, table_tree, &conn->tables)
+    {
+        (void)snprintf(path, sizeof(path), "%s.stable", t->name);
+        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
+            sum += (uint64_t)st.st_size;
+    }
+    atomic_store(&conn->stable_ckpt_bytes, sum);
+    atomic_store(&conn->database_size, sum + LAYERED_CHECKPOINT_SIZE_BUFFER);
+}
+
+static void
+conn_free(layered_conn *conn)
+{
+    if (conn->dhandles != NULL) {
+        rcu_barrier();
+        dh_table_destroy(conn);
+    }
+    while (!RB_EMPTY(&conn->tables))
+        table_free(conn, RB_MIN(table_tree, &conn->tables));
+    meta_close(conn);
+    if (conn->lock_fd >= 0)
+        (void)close(conn->lock_fd); /* releases the flock */
+    if (conn->home_fd >= 0)
+        (void)close(conn->home_fd);
+    if (conn->shared_fd >= 0)
+        (void)close(conn->shared_fd);
+    fp_destroy(&conn->fps);
+    (void)pthread_mutex_destroy(&conn->panic_lock);
+    (void)pthread_mutex_destroy(&conn->ckpt_lock);
+    (void)pthread_rwlock_destroy(&conn->role_lock);
+    (void)pthread_mutex_destroy(&conn->schema_lock);
+    (void)pthread_mutex_destroy(&conn->drain_lock);
+    (void)pthread_mutex_destroy(&conn->sessions_lock);
+    free(conn->home);
+    free(conn->shared_dir);
+    free(conn);
+}
+
+int
+layered_open(const char *home, const layered_config *cfg,
+             layered_conn **connp)
+{
+    layered_config defaults;
+    layered_conn *conn = NULL;
+    pthread_rwlockattr_t rwa;
+    struct rlimit rl;
+    const char *envfp;
+    int ret;
+
+    if (connp == NULL)
+        return EINVAL;
+    *connp = NULL;
+    if (home == NULL || *home == '\0')
+        return EINVAL;
+    if (cfg == NULL) {
+        layered_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if ((cfg->role != LAYERED_ROLE_FOLLOWER &&
+         cfg->role != LAYERED_ROLE_LEADER) ||
+        cfg->drain_threads < 1 || cfg->drain_threads > 64 ||
+        cfg->drain_policy < LAYERED_DRAIN_SKIP_MISSING ||
+        cfg->drain_policy > LAYERED_DRAIN_UNPROTECTED ||
+        cfg->sync < LAYERED_SYNC_NONE || cfg->sync > LAYERED_SYNC_FSYNC ||
+        (cfg->shared_dir != NULL && *cfg->shared_dir == '\0'))
+        return EINVAL;
+    layered_rcu_enter();
+
+    if ((conn = calloc(1, sizeof(*conn))) == NULL)
+        return ENOMEM;
+    conn->home_fd = conn->shared_fd = conn->lock_fd = conn->meta_fd = -1;
+    (void)pthread_mutex_init(&conn->panic_lock, NULL);
+    (void)pthread_mutex_init(&conn->ckpt_lock, NULL);
+    (void)pthread_mutex_init(&conn->schema_lock, NULL);
+    (void)pthread_mutex_init(&conn->drain_lock, NULL);
+    (void)pthread_mutex_init(&conn->sessions_lock, NULL);
+    /* Step-up must not starve behind a stream of writers. */
+    (void)pthread_rwlockattr_init(&rwa);
+    (void)pthread_rwlockattr_setkind_np(
+        &rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    (void)pthread_rwlock_init(&conn->role_lock, &rwa);
+    (void)pthread_rwlockattr_destroy(&rwa);
+    RB_INIT(&conn->tables);
+    TAILQ_INIT(&conn->drain_queue);
+    TAILQ_INIT(&conn->drain_inflight);
+    TAILQ_INIT(&conn->sessions);
+    if ((ret = fp_init(&conn->fps)) != 0) {
+        free(conn);
+        return ret;
+    }
+    conn->drain_threads = cfg->drain_threads;
+    conn->drain_policy = cfg->drain_policy;
+    conn->sync = cfg->sync;
+    conn->panic_handler = cfg->panic_handler;
+    conn->panic_arg = cfg->panic_arg;
+    conn->message_handler = cfg->message_handler;
+    conn->message_arg = cfg->message_arg;
+    atomic_init(&conn->role, cfg->role);
+    conn->env.lsn = &conn->lsn;
+    conn->env.sync = cfg->sync;
+    conn->env.message = env_message;
+    conn->env.message_arg = conn;
+    conn->env.failpoint = env_failpoint;
+    conn->env.failpoint_arg = conn;
+    /* Each open handle holds a descriptor: keep well inside the limit. */
+    conn->dh_open_limit = 512;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (int64_t)rl.rlim_cur / 2 < conn->dh_open_limit)
+        conn->dh_open_limit = (int64_t)rl.rlim_cur / 2;
+
+    ERR(fp_set_list(&conn->fps, cfg->failpoints));
+    if ((envfp = getenv("LAYERED_FAILPOINTS")) != NULL)
+        ERR(fp_set_list(&conn->fps, envfp));
+
+    if ((conn->home = strdup(home)) == NULL)
+        ERR(ENOMEM);
+    ERR(open_dir(home, cfg->create != 0, &conn->home_fd));
+    if ((conn->lock_fd = openat(conn->home_fd, "LOCK",
+                                O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        ERR(errno);
+    if (flock(conn->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        ERR_MSG(conn, errno == EWOULDBLOCK ? EBUSY : errno,
+                "%s: the database is open elsewhere", home);
+    if (cfg->shared_dir != NULL)
+        conn->shared_dir = strdup(cfg->shared_dir);
+    else if (asprintf(&conn->shared_dir, "%s/shared", home) < 0)
+        conn->shared_dir = NULL;
+    if (conn->shared_dir == NULL)
+        ERR(ENOMEM);
+    ERR(open_dir(conn->shared_dir, cfg->create != 0, &conn->shared_fd));
+    ERR(dh_table_create(conn));
+    ERR(meta_load(conn));
+    stable_size_at_open(conn);
+    *connp = conn;
+    return 0;
+
+err:
+    conn_free(conn);
+    return ret;
+}
+
+int
+layered_close(layered_conn *conn)
+{
+    layered_session *s;
+    int ret = 0, tret;
+
+    if (conn == NULL)
+        return EINVAL;
+    layered_rcu_enter();
+    fp_release_all(&conn->fps);
+    while ((s = TAILQ_FIRST(&conn->sessions)) != NULL)
+        (void)layered_session_close(s);
+    tret = dh_close_all(conn);
+    if (tret != 0 && ret == 0)
+        ret = tret;
+    if (!conn_panicked(conn)) {
+        conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+        tret = meta_snapshot(conn);
+        conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+        if (tret != 0 && ret == 0)
+            ret = tret;
+    } else
+        ret = LAYERED_PANIC;
+    conn_free(conn);
+    return ret;
+}
+
+int
+layered_stats(layered_conn *conn, layered_conn_stats *st)
+{
+    if (conn == NULL || st == NULL)
+        return EINVAL;
+    memset(st, 0, sizeof(*st));
+    st->database_size = atomic_load(&conn->database_size);
+    st->stable_checkpoint_bytes = atomic_load(&conn->stable_ckpt_bytes);
+    st->role = atomic_load(&conn->role);
+    st->panicked = conn_panicked(conn);
+    st->lsn = atomic_load(&conn->lsn);
+    st->creates = atomic_load(&conn->st_creates);
+    st->drops = atomic_load(&conn->st_drops);
+    st->drop_busy = atomic_load(&conn->st_drop_busy);
+    st->checkpoints = atomic_load(&conn->st_checkpoints);
+    st->compactions = atomic_load(&conn->st_compactions);
+    st->step_ups = atomic_load(&conn->st_step_ups);
+    st->step_downs = atomic_load(&conn->st_step_downs);
+    st->tables_drained = atomic_load(&conn->st_tables_drained);
+    st->tables_skipped = atomic_load(&conn->st_tables_skipped);
+    st->rows_drained = atomic_load(&conn->st_rows_drained);
+    st->bytes_drained = atomic_load(&conn->st_bytes_drained);
+    st->inserts = atomic_load(&conn->st_inserts);
+    st->removes = atomic_load(&conn->st_removes);
+    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    st->tables = conn->ntables;
+    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+    return 0;
+}
+
+/*
+ * layered_step_down --
+ *     Leader to follower.  Takes the checkpoint lock (so it never runs
+ *     inside a step-up) and the role lock exclusive (waits for writes in
+ *     progress, which chose their constituent under the old role).
+ */
+int
+layered_step_down(layered_conn *conn)
+{
+    API_CONN(conn);
+    conn_lock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    lock_order_acquire(LOCK_ROLE);
+    (void)pthread_rwlock_wrlock(&conn->role_lock);
+    if (atomic_load(&conn->role) == LAYERED_ROLE_LEADER) {
+        atomic_store(&conn->role, LAYERED_ROLE_FOLLOWER);
+        (void)atomic_fetch_add(&conn->st_step_downs, 1);
+    }
+    (void)pthread_rwlock_unlock(&conn->role_lock);
+    lock_order_release(LOCK_ROLE);
+    conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    return 0;
+}

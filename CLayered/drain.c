@@ -1,0 +1,397 @@
+/*
+ * drain.c -- step-up: drain every ingest constituent into its stable
+ * constituent, and the drain-vs-drop race.
+ *
+ * PROTOCOL
+ *   1. Step-up takes the checkpoint lock (for its whole duration) and the
+ *      role lock exclusive (writes wait; reads continue), and sets the
+ *      leader flag before draining.
+ *   2. Under the schema lock and the drain lock it queues one item per
+ *      table whose ingest holds data, pinning the ingest handle (the pin
+ *      keeps the memory valid; it does not stop a drop).
+ *   3. drain_threads - 1 workers plus the calling thread take items: under
+ *      the drain lock an item moves from the queue to the in-flight list,
+ *      then, with no drain-wide lock held, the worker opens the ingest and
+ *      stable constituents by name (shared locks: the "cursor opens"),
+ *      copies (fs_copy), releases them, reopens the ingest and clears it.
+ *   4. The first error stops every worker; step-up then panics the
+ *      connection.  Otherwise the drained LSNs go into one metadata
+ *      snapshot.
+ *
+ * THE RACE: between a worker dequeuing an item and opening the ingest
+ * (and again between the copy and the clear), a drop(force) without
+ * checkpoint wait can remove the table: the open finds no table -> ENOENT.
+ * The policy decides what that means:
+ *   SKIP_MISSING  ENOENT at either open or at the clear becomes
+ *                 LAYERED_NOTFOUND: "already gone", the table is skipped.
+ *                 A drop that arrives while the worker holds the
+ *                 constituents open gets EBUSY (try-lock), so the copy is
+ *                 never cut short: a caller retries after step-up.
+ *   READ_LOCK     the worker takes the ingest handle's shared lock (via
+ *                 its pinned item, before any open) and holds it across
+ *                 copy and clear; right after acquiring it it checks DEAD:
+ *                 a drop that won is seen and the table skipped, a drop
+ *                 that comes later gets EBUSY.  The worker's own opens
+ *                 re-take the shared lock, safe because exclusive
+ *                 acquisition never queues (rwlock.c).
+ *   QUEUE_SCAN    drop takes the drain lock (layered.c): a queued item is
+ *                 removed (the drop supersedes the drain), an in-flight
+ *                 one makes the drop return EBUSY.  Items move to the
+ *                 in-flight list under the same lock, so there is no
+ *                 moment when an item is neither queued nor in flight.
+ *   UNPROTECTED   ENOENT is an error: step-up fails and panics.
+ * A handle that was dropped and its name re-created meanwhile is a
+ * different handle: comparing it with the pinned one catches that, so a
+ * drain never clears a table it did not copy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct drain_ctx {
+    layered_conn *conn;
+    pthread_mutex_t lock; /* leaf: error and stats */
+    int error;
+    char error_table[LAYERED_NAME_MAX + 1];
+    _Atomic bool stop;
+    layered_drain_stats stats;
+};
+
+struct drain_result {
+    uint64_t rows, bytes, max_lsn;
+};
+
+static int
+copy_hook(void *arg)
+{
+    return fp_hit(&((layered_conn *)arg)->fps, "drain.copy");
+}
+
+/*
+ * drain_open --
+ *     Open a constituent of the item's table for the drain; `expect` (the
+ *     pinned ingest) must be what the name finds, else the table was
+ *     dropped (and maybe re-created) since it was queued.
+ */
+static int
+drain_open(layered_conn *conn, struct drain_item *item, bool ingest,
+           struct dhandle **dhp)
+{
+    char name[LAYERED_NAME_MAX + 16];
+    int ret;
+
+    *dhp = NULL;
+    dh_name(name, sizeof(name), item->table, ingest);
+    if ((ret = dh_get_locked(conn, name, dhp)) != 0)
+        return ret;
+    if (ingest && *dhp != item->ingest) {
+        dh_unlock_release(*dhp);
+        *dhp = NULL;
+        return ENOENT;
+    }
+    return 0;
+}
+
+/*
+ * drain_table --
+ *     Copy one table's ingest into its stable and clear the ingest.
+ *     Returns 0, LAYERED_NOTFOUND (skipped: the table is gone) or an error.
+ */
+static int
+drain_table(layered_conn *conn, struct drain_item *item,
+            struct drain_result *res)
+{
+    struct dhandle *src = NULL, *dst = NULL, *locked = NULL;
+    fs_copy_stats cs;
+    int policy = conn->drain_policy, ret;
+
+    memset(res, 0, sizeof(*res));
+    memset(&cs, 0, sizeof(cs));
+    ERR(fp_hit(&conn->fps, "drain.before_lock"));
+    if (policy == LAYERED_DRAIN_READ_LOCK) {
+        dh_rwlock_read_lock(&item->ingest->lock);
+        locked = item->ingest;
+        if (atomic_load(&item->ingest->flags) & DH_DEAD)
+            ERR(LAYERED_NOTFOUND); /* the drop won: nothing to drain */
+    }
+
+    ERR(drain_open(conn, item, true, &src));
+    ERR(drain_open(conn, item, false, &dst));
+    ERR(fs_copy(src->fs, dst->fs, copy_hook, conn, &cs));
+    res->rows = cs.rows;
+    res->bytes = cs.bytes;
+    res->max_lsn = cs.max_lsn;
+    dh_unlock_release(src);
+    dh_unlock_release(dst);
+    src = dst = NULL;
+
+    /* The stable copy is synced: clearing the ingest loses nothing, and a
+     * crash before the clear only repeats a copy that skips every row. */
+    ERR(fp_hit(&conn->fps, "drain.before_clear"));
+    ERR(drain_open(conn, item, true, &src));
+    ERR(fs_clear(src->fs));
+
+err:
+    if (src != NULL)
+        dh_unlock_release(src);
+    if (dst != NULL)
+        dh_unlock_release(dst);
+    if (locked != NULL)
+        dh_rwlock_read_unlock(&locked->lock);
+    if (ret == ENOENT && policy == LAYERED_DRAIN_SKIP_MISSING)
+        ret = LAYERED_NOTFOUND;
+    return ret;
+}
+
+/*
+ * drain_worker --
+ *     Take items until the queue is empty or a worker failed.
+ */
+static void *
+drain_worker(void *arg)
+{
+    struct drain_ctx *ctx = arg;
+    layered_conn *conn = ctx->conn;
+    struct drain_item *item;
+    struct drain_result res;
+    int ret;
+
+    layered_rcu_enter();
+    while (!atomic_load(&ctx->stop)) {
+        conn_lock(&conn->drain_lock, LOCK_DRAIN);
+        if ((item = TAILQ_FIRST(&conn->drain_queue)) != NULL) {
+            TAILQ_REMOVE(&conn->drain_queue, item, link);
+            item->in_flight = true;
+            TAILQ_INSERT_TAIL(&conn->drain_inflight, item, link);
+        }
+        conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+        if (item == NULL)
+            break;
+
+        ret = drain_table(conn, item, &res);
+
+        conn_lock(&conn->drain_lock, LOCK_DRAIN);
+        TAILQ_REMOVE(&conn->drain_inflight, item, link);
+        conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+
+        if (ret == 0 && res.max_lsn > 0) {
+            /* Recorded in memory now, made durable by one metadata
+             * snapshot at the end of the step-up (the per-key LSN rule in
+             * fs_copy already makes a repeated drain safe without it). */
+            struct table *t;
+            conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+            if ((t = table_find(conn, item->table)) != NULL &&
+                t->drained_lsn < res.max_lsn)
+                t->drained_lsn = res.max_lsn;
+            conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+        }
+        (void)pthread_mutex_lock(&ctx->lock);
+        if (ret == 0) {
+            ctx->stats.tables_drained++;
+            ctx->stats.rows += res.rows;
+            ctx->stats.bytes += res.bytes;
+        } else if (ret == LAYERED_NOTFOUND)
+            ctx->stats.tables_skipped++;
+        else if (ctx->error == 0) {
+            ctx->error = ret;
+            (void)snprintf(ctx->error_table, sizeof(ctx->error_table), "%s",
+                           item->table);
+            atomic_store(&ctx->stop, true);
+        }
+        (void)pthread_mutex_unlock(&ctx->lock);
+        dh_release(item->ingest);
+        free(item);
+    }
+    return NULL;
+}
+
+/*
+ * drain_queue_build --
+ *     Queue every table whose ingest holds data.  Schema and drain locks
+ *     held, so a drop either finished before (the table is gone) or will
+ *     find the item (queue-scan).
+ */
+static int
+drain_queue_build(layered_conn *conn, struct drain_ctx *ctx)
+{
+    struct drain_item *item;
+    struct dhandle *dh;
+    struct table *t;
+    char name[LAYERED_NAME_MAX + 16];
+    int ret = 0;
+
+    RB_FOREACH(t, table_tree, &conn->tables)
+    {
+        if (t->dropping || (t->state != LAYERED_TABLE_ACTIVE &&
+                            t->state != LAYERED_TABLE_ARCHIVED))
+            continue;
+        dh_name(name, sizeof(name), t->name, true);
+        if ((ret = dh_get_schema_held(conn, name, &dh)) != 0) {
+            layered_msg(conn, "step-up: opening %s: %s", name,
+                        layered_strerror(ret));
+            return ret;
+        }
+        if (fs_empty(dh->fs)) {
+            dh_release(dh);
+            continue;
+        }
+        if ((item = calloc(1, sizeof(*item))) == NULL) {
+            dh_release(dh);
+            return ENOMEM;
+        }
+        item->ingest = dh; /* the pin moves to the item */
+        (void)snprintf(item->table, sizeof(item->table), "%s", t->name);
+        TAILQ_INSERT_TAIL(&conn->drain_queue, item, link);
+        ctx->stats.tables_queued++;
+    }
+    return ret;
+}
+
+/*
+ * drain_queue_empty --
+ *     Free the items left queued (after a failure or a failed build).
+ */
+static void
+drain_queue_empty(layered_conn *conn)
+{
+    struct drain_item *item;
+
+    conn_lock(&conn->drain_lock, LOCK_DRAIN);
+    while ((item = TAILQ_FIRST(&conn->drain_queue)) != NULL) {
+        TAILQ_REMOVE(&conn->drain_queue, item, link);
+        dh_release(item->ingest);
+        free(item);
+    }
+    conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+}
+
+/*
+ * drain_queue_scan --
+ *     Queue-scan policy, called by drop holding the schema lock: a queued
+ *     item for the table is removed (the drop supersedes the drain); an
+ *     in-flight one means EBUSY.
+ */
+int
+drain_queue_scan(layered_conn *conn, const char *table)
+{
+    struct drain_item *item;
+    int ret = 0;
+
+    conn_lock(&conn->drain_lock, LOCK_DRAIN);
+    TAILQ_FOREACH(item, &conn->drain_inflight, link)
+        if (strcmp(item->table, table) == 0) {
+            ret = EBUSY;
+            break;
+        }
+    if (ret == 0)
+        TAILQ_FOREACH(item, &conn->drain_queue, link)
+            if (strcmp(item->table, table) == 0) {
+                TAILQ_REMOVE(&conn->drain_queue, item, link);
+                dh_release(item->ingest);
+                free(item);
+                if (conn->drain_ctx != NULL) {
+                    (void)pthread_mutex_lock(&conn->drain_ctx->lock);
+                    conn->drain_ctx->stats.tables_skipped++;
+                    (void)pthread_mutex_unlock(&conn->drain_ctx->lock);
+                }
+                break;
+            }
+    conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+    return ret;
+}
+
+int
+layered_step_up(layered_conn *conn, layered_drain_stats *stats)
+{
+    struct drain_ctx ctx;
+    pthread_t *tids = NULL;
+    uint64_t start = now_ns();
+    int i, nthreads = 0, ret = 0;
+
+    if (stats != NULL)
+        memset(stats, 0, sizeof(*stats));
+    API_CONN(conn);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.conn = conn;
+    (void)pthread_mutex_init(&ctx.lock, NULL);
+
+    conn_lock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    lock_order_acquire(LOCK_ROLE);
+    (void)pthread_rwlock_wrlock(&conn->role_lock);
+    if (atomic_load(&conn->role) == LAYERED_ROLE_LEADER)
+        goto done;
+    /* Leader first: from here on writes (once they can run) go to stable. */
+    atomic_store(&conn->role, LAYERED_ROLE_LEADER);
+
+    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    conn_lock(&conn->drain_lock, LOCK_DRAIN);
+    ret = drain_queue_build(conn, &ctx);
+    conn->drain_ctx = &ctx;
+    conn->draining = true;
+    atomic_store(&conn->drain_busy_drops, 0);
+    conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+    if (ret != 0) {
+        ctx.error = ret;
+        (void)snprintf(ctx.error_table, sizeof(ctx.error_table), "(queue)");
+        goto workers_done;
+    }
+
+    if (conn->drain_threads > 1 &&
+        (tids = calloc((size_t)conn->drain_threads - 1, sizeof(*tids))) !=
+            NULL)
+        for (i = 0; i < conn->drain_threads - 1; i++) {
+            /* A worker that cannot start leaves more for the others. */
+            if (pthread_create(&tids[nthreads], NULL, drain_worker, &ctx) ==
+                0)
+                nthreads++;
+        }
+    (void)drain_worker(&ctx);
+    for (i = 0; i < nthreads; i++)
+        (void)pthread_join(tids[i], NULL);
+    free(tids);
+
+workers_done:
+    drain_queue_empty(conn);
+    conn_lock(&conn->drain_lock, LOCK_DRAIN);
+    conn->drain_ctx = NULL;
+    conn->draining = false;
+    conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+    ctx.stats.busy_drops = atomic_load(&conn->drain_busy_drops);
+
+    if (ctx.error == 0) {
+        conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+        ret = meta_snapshot(conn);
+        conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+        if (ret != 0) {
+            ctx.error = ret;
+            (void)snprintf(ctx.error_table, sizeof(ctx.error_table),
+                           "(metadata)");
+        }
+    }
+    (void)atomic_fetch_add(&conn->st_tables_drained, ctx.stats.tables_drained);
+    (void)atomic_fetch_add(&conn->st_tables_skipped, ctx.stats.tables_skipped);
+    (void)atomic_fetch_add(&conn->st_rows_drained, ctx.stats.rows);
+    (void)atomic_fetch_add(&conn->st_bytes_drained, ctx.stats.bytes);
+    if (ctx.error == 0)
+        (void)atomic_fetch_add(&conn->st_step_ups, 1);
+
+done:
+    (void)pthread_rwlock_unlock(&conn->role_lock);
+    lock_order_release(LOCK_ROLE);
+    conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);
+    ctx.stats.elapsed_ns = now_ns() - start;
+    if (stats != NULL)
+        *stats = ctx.stats;
+    (void)pthread_mutex_destroy(&ctx.lock);
+    dh_sweep(conn);
+    if (ctx.error != 0)
+        /* Locks are released first: the handler may inspect the
+         * connection (statistics) without deadlocking. */
+        return layered_panic(conn, ctx.error,
+                             "step-up failed: draining layered:%s: %s",
+                             ctx.error_table, layered_strerror(ctx.error));
+    return 0;
+}

@@ -1,0 +1,359 @@
+/*
+ * internal.h -- structures and functions shared by the C core's subsystems.
+ *
+ * LOCK ORDER (the one place it is written down; checked in builds without
+ * NDEBUG by lock_order_acquire in rwlock.c).  A thread may only acquire a
+ * lock whose level is higher than every level it already holds:
+ *
+ *   1 LOCK_CHECKPOINT  conn->ckpt_lock    checkpoints, step-up (whole
+ *                                         duration), drop with
+ *                                         LAYERED_DROP_CHECKPOINT_WAIT
+ *   2 LOCK_ROLE        conn->role_lock    the role; writes hold it shared,
+ *                                         step-up/step-down exclusive
+ *   3 LOCK_SCHEMA      conn->schema_lock  the table tree, the metadata
+ *                                         files, opening and removing
+ *                                         dhandles
+ *   4 LOCK_DRAIN       conn->drain_lock   the drain queue and in-flight
+ *                                         marks
+ *   5 LOCK_DHANDLE     dhandle->lock      exclusive: try-lock only
+ *   6 (file store)     fs_file's rwlock   internal to filestore.c, never
+ *                                         held across its calls
+ *   leaves             failpoint, panic, session-list mutexes: nothing is
+ *                      acquired while holding them
+ *
+ * The one exemption: SHARED dhandle locks (cursors, drain workers) are not
+ * ordered against levels 1-4.  A cursor holds its shared locks for its
+ * whole life and may take the role lock shared to write, while step-up
+ * holds the role lock and takes shared dhandle locks to drain.  This cannot
+ * deadlock because a shared dhandle acquisition can only wait for an
+ * EXCLUSIVE holder, exclusive acquisition is try-lock (it never waits, so
+ * never queues ahead of a reader), and an exclusive holder (drop, sweep)
+ * never waits for level 1 or 2 while holding it: it already holds the
+ * schema lock and, under queue-scan, took the drain lock before.
+ */
+#ifndef LAYERED_INTERNAL_H
+#define LAYERED_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bsd/sys/queue.h>
+#include <bsd/sys/tree.h>
+
+#define RCU_MEMB
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+#include "filestore.h"
+#include "layered.h"
+
+/* Single exit with cleanup. */
+#define WT_UNUSED(x) (void)(x)
+#define ERR(x)                                                              \
+    do {                                                                    \
+        if ((ret = (x)) != 0)                                               \
+            goto err;                                                       \
+    } while (0)
+#define ERR_MSG(conn, x, ...)                                               \
+    do {                                                                    \
+        if ((ret = (x)) != 0) {                                             \
+            layered_msg(conn, __VA_ARGS__);                                 \
+            goto err;                                                       \
+        }                                                                   \
+    } while (0)
+
+/* ---- lock order (rwlock.c) ---- */
+enum lock_level {
+    LOCK_CHECKPOINT = 1,
+    LOCK_ROLE = 2,
+    LOCK_SCHEMA = 3,
+    LOCK_DRAIN = 4,
+    LOCK_DHANDLE = 5
+};
+#ifdef NDEBUG
+#define lock_order_acquire(level) ((void)0)
+#define lock_order_release(level) ((void)0)
+#else
+void lock_order_acquire(enum lock_level level);
+void lock_order_release(enum lock_level level);
+#endif
+
+/* Ordered mutex helpers: take a connection lock and record its level. */
+void conn_lock(pthread_mutex_t *m, enum lock_level level);
+void conn_unlock(pthread_mutex_t *m, enum lock_level level);
+
+/* ---- per-dhandle read-write lock (rwlock.c) ----
+ * state > 0: that many readers; 0: free; -1: one exclusive holder.
+ * Readers wait (futex) only while an exclusive holder exists; exclusive
+ * acquisition never waits. */
+typedef struct dh_rwlock {
+    _Atomic int32_t state;
+} dh_rwlock;
+
+void dh_rwlock_init(dh_rwlock *l);
+void dh_rwlock_read_lock(dh_rwlock *l);
+void dh_rwlock_read_unlock(dh_rwlock *l);
+int dh_rwlock_try_write_lock(dh_rwlock *l); /* 0 or EBUSY */
+void dh_rwlock_write_unlock(dh_rwlock *l);
+
+/* ---- failpoints (failpoint.c) ---- */
+#define FP_MAX 32
+#define FP_NAME_MAX 48
+enum fp_action { FP_OFF, FP_PAUSE, FP_SLEEP, FP_RETURN };
+struct failpoint {
+    char name[FP_NAME_MAX];
+    enum fp_action action;
+    int arg;            /* sleep ms or error to return */
+    uint64_t hits;      /* threads that reached it since it was set */
+    uint64_t epoch;     /* bumped on every set: releases paused threads */
+};
+struct fp_table {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    _Atomic int active; /* any failpoint not off: the fast path's test */
+    bool released;      /* connection closing or panicked: never pause */
+    int n;
+    struct failpoint fp[FP_MAX];
+};
+int fp_init(struct fp_table *t);
+void fp_destroy(struct fp_table *t);
+int fp_set(struct fp_table *t, const char *name, const char *action);
+int fp_set_list(struct fp_table *t, const char *list);
+void fp_release_all(struct fp_table *t);
+int fp_hit_slow(struct fp_table *t, const char *name);
+/* Returns 0 to continue or an injected error.  Costs one relaxed atomic
+ * load when no failpoint is set. */
+static inline int
+fp_hit(struct fp_table *t, const char *name)
+{
+    if (atomic_load_explicit(&t->active, memory_order_relaxed) == 0)
+        return 0;
+    return fp_hit_slow(t, name);
+}
+
+/* ---- dhandles (dhandle.c) ---- */
+#define DH_OPEN 0x1u
+#define DH_EXCLUSIVE 0x2u
+#define DH_DEAD 0x4u     /* out of the table: lookups skip it */
+#define DH_DROPPED 0x8u  /* its files were removed */
+
+struct dhandle {
+    struct cds_lfht_node node; /* in conn->dhandles, keyed by name */
+    struct rcu_head rcu;
+    layered_conn *conn;
+    char *name;                /* "file:NAME.ingest" / "file:NAME.stable" */
+    unsigned long hash;
+    dh_rwlock lock;
+    _Atomic uint32_t flags;
+    /* Pins keep the memory (and fs) alive; the handle table holds one pin
+     * while the handle is in it.  Whoever drops the count to zero closes
+     * the file and frees the handle after an RCU grace period.  A lookup
+     * may only take a pin if the count is not zero. */
+    _Atomic int64_t pins;
+    fs_file *fs;
+    bool ingest;
+};
+
+void layered_rcu_enter(void);
+int dh_table_create(layered_conn *conn);
+void dh_table_destroy(layered_conn *conn);
+/* Find or open a constituent's handle and pin it.  ENOENT if the table or
+ * its file does not exist (or is being dropped). */
+int dh_get(layered_conn *conn, const char *name, struct dhandle **dhp);
+/* dh_get for a caller that holds the schema lock. */
+int dh_get_schema_held(layered_conn *conn, const char *name,
+                       struct dhandle **dhp);
+/* Pin every open handle into a malloc'ed array (checkpoint). */
+int dh_collect(layered_conn *conn, struct dhandle ***arrp, size_t *np);
+/* Pin a handle already pinned by the caller. */
+void dh_pin(struct dhandle *dh);
+/* Drop a pin. */
+void dh_release(struct dhandle *dh);
+/* dh_get, then take the shared lock; a handle found DEAD after locking is
+ * released and looked up again. */
+int dh_get_locked(layered_conn *conn, const char *name,
+                  struct dhandle **dhp);
+void dh_unlock_release(struct dhandle *dh);
+/* Caller holds the schema lock and the handle exclusively: mark it DEAD
+ * (and DROPPED if dropped), remove it from the table, drop the table's
+ * pin. */
+void dh_remove(struct dhandle *dh, bool dropped);
+/* Find an open handle without opening (pinned) or NULL.  Schema lock or
+ * RCU lookup only. */
+struct dhandle *dh_find(layered_conn *conn, const char *name);
+/* Close idle handles (only the table's pin, no lock holder) when more than
+ * the limit are open.  Takes the schema lock. */
+void dh_sweep(layered_conn *conn);
+/* Close every handle (connection close). */
+int dh_close_all(layered_conn *conn);
+/* Constituent names */
+void dh_name(char *buf, size_t len, const char *table, bool ingest);
+
+/* ---- tables and metadata (layered.c, meta.c) ---- */
+struct table {
+    RB_ENTRY(table) link;
+    int state;           /* LAYERED_TABLE_* */
+    bool dropping;       /* a drop is past its point of no return */
+    uint64_t drained_lsn; /* highest ingest LSN its stable holds */
+    char name[];
+};
+RB_HEAD(table_tree, table);
+int table_cmp(struct table *a, struct table *b);
+RB_PROTOTYPE(table_tree, table, link, table_cmp)
+
+struct table *table_find(layered_conn *conn, const char *name);
+int table_insert(layered_conn *conn, const char *name, int state,
+                 struct table **tp);
+void table_free(layered_conn *conn, struct table *t);
+/* Parse "layered:NAME" into NAME (validated). */
+int uri_parse_layered(const char *uri, const char **namep);
+bool name_valid(const char *name, size_t len);
+
+/* Metadata (meta.c): a checksummed snapshot file replaced atomically plus
+ * a checksummed journal appended (fdatasync) by each schema change and
+ * folded into a new snapshot when it grows.  Caller holds the schema
+ * lock. */
+enum meta_op { META_CREATE, META_DROPPING, META_DROP, META_STATE,
+               META_DRAINED };
+int meta_load(layered_conn *conn);
+int meta_log(layered_conn *conn, enum meta_op op, const char *name,
+             uint64_t arg);
+int meta_snapshot(layered_conn *conn);
+/* Remove a table's files and sync both directories. */
+int meta_unlink_table(layered_conn *conn, const char *name);
+void meta_close(layered_conn *conn);
+
+/* ---- drain queue (drain.c) ---- */
+struct drain_ctx;
+struct drain_item {
+    TAILQ_ENTRY(drain_item) link;
+    struct dhandle *ingest; /* pinned */
+    bool in_flight;
+    char table[LAYERED_NAME_MAX + 1];
+};
+TAILQ_HEAD(drain_queue, drain_item);
+/* Queue-scan policy: called by drop with the schema lock held.  Removes a
+ * queued item for the table, or returns EBUSY if it is in flight. */
+int drain_queue_scan(layered_conn *conn, const char *table);
+
+/* ---- sessions and cursors ---- */
+struct layered_cursor {
+    TAILQ_ENTRY(layered_cursor) link;
+    layered_session *session;
+    bool layered;             /* layered:NAME, else a file: constituent */
+    struct dhandle *ingest;   /* locked shared + pinned (layered cursors) */
+    struct dhandle *stable;   /* locked shared + pinned (layered cursors) */
+    struct dhandle *file;     /* file: cursors */
+    fs_pos ipos, spos;        /* constituent positions */
+    bool positioned;
+    void *key;
+    size_t key_len, key_cap;
+    void *val;
+    size_t val_len, val_cap;
+    char table[LAYERED_NAME_MAX + 1];
+};
+
+struct layered_session {
+    TAILQ_ENTRY(layered_session) link;
+    layered_conn *conn;
+    TAILQ_HEAD(, layered_cursor) cursors;
+};
+
+int cursor_close_internal(layered_cursor *c);
+
+/* ---- the connection ---- */
+struct layered_conn {
+    char *home;
+    char *shared_dir;
+    int home_fd, shared_fd; /* directories, for fsync after renames */
+    int lock_fd;            /* home/LOCK, flock'ed: one opener */
+    int drain_threads;
+    int drain_policy;
+    int sync;
+    layered_panic_handler panic_handler;
+    void *panic_arg;
+    layered_message_handler message_handler;
+    void *message_arg;
+    fs_env env;
+
+    _Atomic uint64_t lsn;
+    _Atomic int role;
+
+    /* panic.c */
+    _Atomic int panicked;
+    int panic_error;
+    char panic_msg[512];
+    pthread_mutex_t panic_lock;
+
+    pthread_mutex_t ckpt_lock;   /* LOCK_CHECKPOINT */
+    pthread_rwlock_t role_lock;  /* LOCK_ROLE */
+    pthread_mutex_t schema_lock; /* LOCK_SCHEMA */
+    pthread_mutex_t drain_lock;  /* LOCK_DRAIN */
+
+    /* Under the schema lock. */
+    struct table_tree tables;
+    uint64_t ntables;
+    int meta_fd;            /* the journal, open for append */
+    uint64_t meta_entries;  /* journal records since the snapshot */
+    uint64_t meta_gen;      /* the snapshot's generation */
+
+    /* dhandle.c: the handle table, lock-free lookups under RCU */
+    struct cds_lfht *dhandles;
+    _Atomic int64_t dh_open;
+    int64_t dh_open_limit;
+
+    /* drain.c: the queue lives as long as the connection */
+    struct drain_queue drain_queue;    /* queued, not yet taken */
+    struct drain_queue drain_inflight; /* taken by a worker */
+    struct drain_ctx *drain_ctx;       /* the running step-up, or NULL */
+    bool draining;
+    _Atomic uint64_t drain_busy_drops;
+
+    pthread_mutex_t sessions_lock; /* leaf */
+    TAILQ_HEAD(, layered_session) sessions;
+
+    struct fp_table fps;
+
+    /* statistics */
+    _Atomic uint64_t database_size;
+    _Atomic uint64_t stable_ckpt_bytes;
+    _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
+        st_compactions, st_step_ups, st_step_downs, st_tables_drained,
+        st_tables_skipped, st_rows_drained, st_bytes_drained, st_inserts,
+        st_removes;
+};
+
+/* panic.c */
+int layered_panic(layered_conn *conn, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void layered_msg(layered_conn *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline bool
+conn_panicked(layered_conn *conn)
+{
+    return atomic_load_explicit(&conn->panicked, memory_order_acquire) != 0;
+}
+
+/* conn.c: API entry check */
+#define API_CONN(conn)                                                      \
+    do {                                                                    \
+        if ((conn) == NULL)                                                 \
+            return EINVAL;                                                  \
+        if (conn_panicked(conn))                                            \
+            return LAYERED_PANIC;                                           \
+        layered_rcu_enter();                                                \
+    } while (0)
+
+/* checkpoint.c */
+int checkpoint_locked(layered_conn *conn);
+
+/* Helpers */
+int dir_fsync(int dirfd);
+uint64_t now_ns(void);
+
+#endif /* LAYERED_INTERNAL_H */
