@@ -5,9 +5,11 @@
 #ifndef LAYERED_TESTUTIL_H
 #define LAYERED_TESTUTIL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "layered.h"
 
