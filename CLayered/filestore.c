@@ -976,8 +976,9 @@ err:
 
 /*
  * fs_check_header --
- *     Read and check the file header.  *emptyp is set for a file that is
- *     all zero bytes (a crash right after creation): rewrite it.
+ *     Read and check the file header.  *emptyp is set for a bad header with
+ *     only zero bytes after it (a crash while creating the file: there can
+ *     be no records to lose), which is rewritten.
  */
 static int
 fs_check_header(fs_file *f, uint64_t size, bool *emptyp)
@@ -994,7 +995,7 @@ fs_check_header(fs_file *f, uint64_t size, bool *emptyp)
     file_hdr_encode(want);
     if (memcmp(hdr, want, sizeof(hdr)) == 0)
         return (0);
-    for (off = 0; off < size; off += (uint64_t)n) {
+    for (off = FILE_HDR_SIZE; off < size; off += (uint64_t)n) {
         if ((n = pread(f->fd, zero, sizeof(zero), (off_t)off)) < 0)
             return (errno);
         if (n == 0 || !all_zero(zero, (uint64_t)n))
@@ -1082,8 +1083,8 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
     if (empty) {
         if (st.st_size > 0)
             fs_message(f,
-                       "file-store: %s: torn file header (%lld bytes), "
-                       "rewritten as an empty file",
+                       "file-store: %s: torn file header (file of %lld "
+                       "bytes, no records), rewritten as an empty file",
                        path, (long long)st.st_size);
         FS_ERR(fs_write_header(f, f->fd));
         if (created)
