@@ -333,6 +333,8 @@ layered_step_up(layered_conn *conn, layered_drain_stats *stats)
     atomic_store(&conn->drain_busy_drops, 0);
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
+    if (ret == 0)
+        ret = fp_hit(&conn->fps, "drain.queued");
     if (ret != 0) {
         ctx.error = ret;
         (void)snprintf(ctx.error_table, sizeof(ctx.error_table), "(queue)");

@@ -420,6 +420,8 @@ int layered_cursor_close(layered_cursor *cursor);
 
 /**
  * Set a failpoint.  Names used by the library:
+ *   "drain.queued"           step-up, after queuing the drain items,
+ *                            before any worker takes one
  *   "drain.before_lock"      a drain worker, after dequeuing an item,
  *                            before it takes a lock or opens a cursor
  *   "drain.copy"             a drain worker inside the copy, after the

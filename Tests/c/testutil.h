@@ -6,6 +6,7 @@
 #define LAYERED_TESTUTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

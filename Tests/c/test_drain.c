@@ -1,0 +1,453 @@
+/*
+ * test_drain.c -- the step-up drain racing drop(force, no checkpoint wait),
+ * for each drain policy and each ordering, forced with failpoints that
+ * pause (no sleeps that hope).  The shape follows the upstream regression
+ * test: a leader creates layered:t, inserts 100 rows and checkpoints; the
+ * database reopens as a follower with drain_threads = 2; a cursor touches
+ * the table (and, as follower, adds 100 rows to its ingest so there is
+ * something to drain); step-up runs on another thread; the test waits at a
+ * failpoint, drops the table, and releases the failpoint.
+ *
+ * The unprotected policy must panic in the drop-wins ordering: that is
+ * the proof these tests can see the race.  It runs once with a
+ * non-aborting handler and once in a forked child with the default
+ * handler, which must die of SIGABRT.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+struct db {
+    char *home;
+    layered_conn *conn;
+    layered_session *s;
+    int panics;
+    int panic_error;
+};
+
+struct stepper {
+    pthread_t tid;
+    layered_conn *conn;
+    int ret;
+    layered_drain_stats ds;
+};
+
+static void
+panic_cb(void *arg, int error, const char *msg)
+{
+    struct db *db = arg;
+
+    db->panics++;
+    db->panic_error = error;
+    printf("    (panic handler: %s)\n", msg);
+}
+
+static void *
+step_up_thread(void *arg)
+{
+    struct stepper *st = arg;
+
+    st->ret = layered_step_up(st->conn, &st->ds);
+    return NULL;
+}
+
+static void
+step_up_start(struct stepper *st, layered_conn *conn)
+{
+    memset(st, 0, sizeof(*st));
+    st->conn = conn;
+    CHECK(pthread_create(&st->tid, NULL, step_up_thread, st) == 0);
+}
+
+static void
+step_up_join(struct stepper *st)
+{
+    CHECK(pthread_join(st->tid, NULL) == 0);
+}
+
+static void
+insert_rows(layered_session *s, const char *uri, const char *prefix, int n)
+{
+    layered_cursor *c;
+    char k[32], v[64];
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "%s%06d", prefix, i);
+        snprintf(v, sizeof(v), "value-%s-%d", prefix, i);
+        CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
+    }
+    CHECK_OK(layered_cursor_close(c));
+}
+
+static int
+count_rows(layered_session *s, const char *uri)
+{
+    layered_cursor *c;
+    int n = 0, ret;
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    while ((ret = layered_cursor_next(c)) == 0)
+        n++;
+    CHECK_RET(LAYERED_NOTFOUND, ret);
+    CHECK_OK(layered_cursor_close(c));
+    return n;
+}
+
+static void
+db_open(struct db *db, int role, int policy, bool handler)
+{
+    layered_config cfg;
+
+    layered_config_init(&cfg);
+    cfg.role = role;
+    cfg.drain_threads = 2;
+    cfg.drain_policy = policy;
+    if (handler) {
+        cfg.panic_handler = panic_cb;
+        cfg.panic_arg = db;
+    }
+    CHECK_OK(layered_open(db->home, &cfg, &db->conn));
+    CHECK_OK(layered_session_open(db->conn, &db->s));
+}
+
+static void
+db_close(struct db *db)
+{
+    int ret = layered_close(db->conn);
+
+    CHECK(ret == 0 || (ret == LAYERED_PANIC && db->panics > 0));
+    db->conn = NULL;
+    db->s = NULL;
+}
+
+/*
+ * setup --
+ *     The upstream shape: leader creates and fills, follower reopens,
+ *     touches the table and writes to its ingest.
+ */
+static void
+setup(struct db *db, int policy, int ingest_rows)
+{
+    memset(db, 0, sizeof(*db));
+    db->home = tu_mkdtemp("drain");
+    db_open(db, LAYERED_ROLE_LEADER, policy, true);
+    CHECK_OK(layered_create(db->s, "layered:t", NULL));
+    insert_rows(db->s, "layered:t", "L", 100);
+    CHECK_OK(layered_checkpoint(db->s));
+    db_close(db);
+    db_open(db, LAYERED_ROLE_FOLLOWER, policy, true);
+    CHECK(count_rows(db->s, "layered:t") == 100);
+    insert_rows(db->s, "layered:t", "F", ingest_rows);
+}
+
+/* After a scenario: size invariant, and the dropped table stays gone. */
+static void
+teardown(struct db *db, bool dropped)
+{
+    layered_conn_stats st;
+    int state;
+
+    if (db->panics == 0) {
+        CHECK_OK(layered_stats(db->conn, &st));
+        CHECK(st.database_size >= LAYERED_CHECKPOINT_SIZE_BUFFER);
+        CHECK_OK(layered_checkpoint(db->s));
+        CHECK_OK(layered_stats(db->conn, &st));
+        CHECK(st.database_size >= LAYERED_CHECKPOINT_SIZE_BUFFER);
+        CHECK(st.database_size ==
+              st.stable_checkpoint_bytes + LAYERED_CHECKPOINT_SIZE_BUFFER);
+    }
+    db_close(db);
+    db_open(db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, true);
+    if (dropped) {
+        CHECK_RET(ENOENT, layered_table_state(db->s, "layered:t", &state));
+        CHECK_OK(layered_step_up(db->conn, NULL));
+        CHECK_RET(ENOENT, layered_table_state(db->s, "layered:t", &state));
+    } else {
+        CHECK_OK(layered_table_state(db->s, "layered:t", &state));
+        CHECK(count_rows(db->s, "layered:t") == 200);
+    }
+    db_close(db);
+    tu_rmdir(db->home);
+    free(db->home);
+}
+
+static const char *const policy_names[] = {"skip-missing", "read-lock",
+                                           "queue-scan", "unprotected"};
+
+/*
+ * drop_wins --
+ *     The drop lands after the worker dequeued the item and before it took
+ *     a lock or opened anything (queue-scan: while the item is still
+ *     queued, the ordering that policy is about).
+ */
+static void
+drop_wins(int policy)
+{
+    const char *fp = policy == LAYERED_DRAIN_QUEUE_SCAN ? "drain.queued"
+                                                        : "drain.before_lock";
+    struct stepper st;
+    struct db db;
+
+    printf("  %s, drop wins (%s)\n", policy_names[policy], fp);
+    setup(&db, policy, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "pause"));
+    step_up_start(&st, db.conn);
+    CHECK_OK(layered_failpoint_wait(db.conn, fp, 30000));
+    CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "off"));
+    step_up_join(&st);
+
+    if (policy == LAYERED_DRAIN_UNPROTECTED) {
+        /* The original bug: ENOENT fails the step-up, which panics. */
+        CHECK_RET(LAYERED_PANIC, st.ret);
+        CHECK(db.panics == 1 && db.panic_error == ENOENT);
+        CHECK_RET(LAYERED_PANIC, layered_checkpoint(db.s));
+        CHECK_RET(LAYERED_PANIC, layered_create(db.s, "layered:x", NULL));
+    } else {
+        CHECK_OK(st.ret);
+        CHECK(db.panics == 0);
+        CHECK(st.ds.tables_queued == 1);
+        CHECK(st.ds.tables_skipped == 1 && st.ds.tables_drained == 0);
+    }
+    teardown(&db, true);
+}
+
+/*
+ * drain_wins --
+ *     The drop lands while the worker is copying (its constituents open).
+ */
+static void
+drain_wins(int policy)
+{
+    struct stepper st;
+    struct db db;
+    layered_cursor *c;
+    int n, ret;
+
+    printf("  %s, drain wins (drain.copy)\n", policy_names[policy]);
+    setup(&db, policy, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "pause"));
+    step_up_start(&st, db.conn);
+    CHECK_OK(layered_failpoint_wait(db.conn, "drain.copy", 30000));
+    /* Every policy refuses: the copy holds the table's read locks. */
+    ret = layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE);
+    CHECK_RET(EBUSY, ret);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "off"));
+    step_up_join(&st);
+    CHECK_OK(st.ret);
+    CHECK(db.panics == 0);
+    CHECK(st.ds.tables_drained == 1 && st.ds.tables_skipped == 0);
+    CHECK(st.ds.rows == 100 && st.ds.busy_drops == 1);
+    /* The stable copy is complete: 100 leader rows + 100 drained. */
+    CHECK_OK(layered_cursor_open(db.s, "file:t.stable", &c));
+    for (n = 0; layered_cursor_next(c) == 0; n++)
+        ;
+    CHECK(n == 200);
+    CHECK_OK(layered_cursor_close(c));
+    /* The retry after step-up succeeds. */
+    CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+    teardown(&db, true);
+}
+
+/*
+ * drop_before_clear --
+ *     The drop lands between the copy and the clear.  Skip-missing and
+ *     unprotected hold nothing there; read-lock and queue-scan still hold
+ *     the table (lock / in-flight mark).
+ */
+static void
+drop_before_clear(int policy)
+{
+    struct stepper st;
+    struct db db;
+    int ret;
+
+    printf("  %s, drop between copy and clear (drain.before_clear)\n",
+           policy_names[policy]);
+    setup(&db, policy, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_clear", "pause"));
+    step_up_start(&st, db.conn);
+    CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_clear", 30000));
+    ret = layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_clear", "off"));
+    step_up_join(&st);
+    switch (policy) {
+    case LAYERED_DRAIN_SKIP_MISSING:
+        CHECK_OK(ret);
+        CHECK_OK(st.ret);
+        CHECK(st.ds.tables_skipped == 1);
+        break;
+    case LAYERED_DRAIN_READ_LOCK:
+    case LAYERED_DRAIN_QUEUE_SCAN:
+        CHECK_RET(EBUSY, ret);
+        CHECK_OK(st.ret);
+        CHECK(st.ds.tables_drained == 1);
+        CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+        break;
+    case LAYERED_DRAIN_UNPROTECTED:
+        CHECK_OK(ret);
+        CHECK_RET(LAYERED_PANIC, st.ret);
+        CHECK(db.panics == 1);
+        break;
+    }
+    CHECK(db.panics == (policy == LAYERED_DRAIN_UNPROTECTED));
+    teardown(&db, true);
+}
+
+/*
+ * unprotected_aborts --
+ *     With the default handler the unprotected race kills the process, as
+ *     it did upstream: run it in a child and expect SIGABRT.
+ */
+static void
+unprotected_aborts(void)
+{
+    struct db db;
+    pid_t pid;
+    int status;
+
+    printf("  unprotected, default panic handler: the process aborts\n");
+    memset(&db, 0, sizeof(db));
+    db.home = tu_mkdtemp("drain-abort");
+    db_open(&db, LAYERED_ROLE_LEADER, LAYERED_DRAIN_UNPROTECTED, true);
+    CHECK_OK(layered_create(db.s, "layered:t", NULL));
+    db_close(&db);
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        struct stepper st;
+        db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_UNPROTECTED, false);
+        insert_rows(db.s, "layered:t", "F", 100);
+        CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock",
+                                       "pause"));
+        step_up_start(&st, db.conn);
+        CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
+        CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+        CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
+        step_up_join(&st);
+        _exit(0); /* not reached: the panic aborts */
+    }
+    CHECK(pid > 0);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    tu_rmdir(db.home);
+    free(db.home);
+}
+
+/*
+ * Random drops: many tables, a dropper thread drops each at whatever point
+ * the drain has reached, retrying EBUSY.  The fixed policies never panic.
+ */
+struct dropper {
+    layered_conn *conn;
+    int ntables;
+    uint64_t seed;
+    int busy;
+};
+
+static void *
+dropper_thread(void *arg)
+{
+    struct dropper *d = arg;
+    layered_session *s;
+    char uri[64];
+    int order[64], i, j, tmp, ret;
+    uint64_t rng = d->seed;
+
+    CHECK_OK(layered_session_open(d->conn, &s));
+    for (i = 0; i < d->ntables; i++)
+        order[i] = i;
+    for (i = d->ntables - 1; i > 0; i--) {
+        j = (int)(tu_rand(&rng) % (uint64_t)(i + 1));
+        tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    for (i = 0; i < d->ntables; i++) {
+        snprintf(uri, sizeof(uri), "layered:r%02d", order[i]);
+        while ((ret = layered_drop(s, uri, LAYERED_DROP_FORCE)) == EBUSY) {
+            d->busy++;
+            sched_yield();
+        }
+        CHECK_OK(ret);
+        if (tu_rand(&rng) % 2)
+            sched_yield();
+    }
+    CHECK_OK(layered_session_close(s));
+    return NULL;
+}
+
+static void
+random_drops(int policy, uint64_t seed)
+{
+    enum { NT = 40 };
+    struct dropper d;
+    struct stepper st;
+    struct db db;
+    pthread_t tid;
+    char uri[64];
+    int i, round;
+
+    for (round = 0; round < 5; round++) {
+        memset(&db, 0, sizeof(db));
+        db.home = tu_mkdtemp("drain-random");
+        db_open(&db, LAYERED_ROLE_FOLLOWER, policy, true);
+        for (i = 0; i < NT; i++) {
+            snprintf(uri, sizeof(uri), "layered:r%02d", i);
+            CHECK_OK(layered_create(db.s, uri, NULL));
+            insert_rows(db.s, uri, "F", 200 + i * 50);
+        }
+        d.conn = db.conn;
+        d.ntables = NT;
+        d.seed = seed + (uint64_t)round;
+        d.busy = 0;
+        step_up_start(&st, db.conn);
+        CHECK(pthread_create(&tid, NULL, dropper_thread, &d) == 0);
+        step_up_join(&st);
+        CHECK(pthread_join(tid, NULL) == 0);
+        CHECK_OK(st.ret);
+        CHECK(db.panics == 0);
+        CHECK(st.ds.tables_drained + st.ds.tables_skipped ==
+              st.ds.tables_queued);
+        for (i = 0; i < NT; i++) {
+            int state;
+            snprintf(uri, sizeof(uri), "layered:r%02d", i);
+            CHECK_RET(ENOENT, layered_table_state(db.s, uri, &state));
+        }
+        CHECK_OK(layered_checkpoint(db.s));
+        {
+            layered_conn_stats cs;
+            CHECK_OK(layered_stats(db.conn, &cs));
+            CHECK(cs.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+        }
+        db_close(&db);
+        tu_rmdir(db.home);
+        free(db.home);
+    }
+}
+
+int
+main(void)
+{
+    uint64_t seed = tu_seed("test_drain");
+    int p;
+
+    for (p = LAYERED_DRAIN_SKIP_MISSING; p <= LAYERED_DRAIN_UNPROTECTED; p++) {
+        drop_wins(p);
+        drain_wins(p);
+        drop_before_clear(p);
+    }
+    unprotected_aborts();
+    for (p = LAYERED_DRAIN_SKIP_MISSING; p <= LAYERED_DRAIN_QUEUE_SCAN; p++) {
+        printf("  %s, random drops during a 40-table step-up\n",
+               policy_names[p]);
+        random_drops(p, seed);
+    }
+    printf("test_drain: ok\n");
+    return 0;
+}
