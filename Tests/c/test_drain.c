@@ -305,6 +305,30 @@ drop_before_clear(int policy)
  *     With the default handler the unprotected race kills the process, as
  *     it did upstream: run it in a child and expect SIGABRT.
  */
+/*
+ * abort_child --
+ *     Runs in a fresh process (re-executed, so no threads were inherited):
+ *     the unprotected race with the default panic handler.
+ */
+static int
+abort_child(const char *home)
+{
+    struct stepper st;
+    struct db db;
+
+    memset(&db, 0, sizeof(db));
+    db.home = (char *)home;
+    db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_UNPROTECTED, false);
+    insert_rows(db.s, "layered:t", "F", 100);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
+    step_up_start(&st, db.conn);
+    CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
+    CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
+    step_up_join(&st);
+    return 0; /* not reached: the panic aborts */
+}
+
 static void
 unprotected_aborts(void)
 {
@@ -320,17 +344,9 @@ unprotected_aborts(void)
     db_close(&db);
     fflush(stdout);
     if ((pid = fork()) == 0) {
-        struct stepper st;
-        db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_UNPROTECTED, false);
-        insert_rows(db.s, "layered:t", "F", 100);
-        CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock",
-                                       "pause"));
-        step_up_start(&st, db.conn);
-        CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
-        CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
-        CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
-        step_up_join(&st);
-        _exit(0); /* not reached: the panic aborts */
+        execl("/proc/self/exe", "test_drain", "--abort-child", db.home,
+              (char *)NULL);
+        _exit(127);
     }
     CHECK(pid > 0);
     CHECK(waitpid(pid, &status, 0) == pid);
@@ -432,10 +448,14 @@ random_drops(int policy, uint64_t seed)
 }
 
 int
-main(void)
+main(int argc, char *argv[])
 {
-    uint64_t seed = tu_seed("test_drain");
+    uint64_t seed;
     int p;
+
+    if (argc == 3 && strcmp(argv[1], "--abort-child") == 0)
+        return abort_child(argv[2]);
+    seed = tu_seed("test_drain");
 
     for (p = LAYERED_DRAIN_SKIP_MISSING; p <= LAYERED_DRAIN_UNPROTECTED; p++) {
         drop_wins(p);

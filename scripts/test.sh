@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test: the C tests (ctest) in a release build and under
+# AddressSanitizer and ThreadSanitizer, then the Swift tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+jobs=$(nproc)
+
+run_ctest() { # name, cmake options...
+  local name=$1; shift
+  echo "== C tests: $name"
+  cmake -S . -B "build/$name" "$@" >/dev/null
+  cmake --build "build/$name" -j "$jobs" >/dev/null
+  ctest --test-dir "build/$name" --output-on-failure -j 2
+}
+
+run_ctest release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_ctest asan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=address -DLAYERED_BUILD_BENCH=OFF
+run_ctest tsan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=thread -DLAYERED_BUILD_BENCH=OFF
+
+if [ -f Package.swift ]; then
+  echo "== Swift tests"
+  swift build --build-tests
+  swift test
+fi
