@@ -1,0 +1,126 @@
+internal import CLayered
+
+/// The role of a database: which constituent of each layered table receives writes.
+public enum Role: Sendable, Hashable {
+    /// Writes go to the ingest constituents in the home directory (`LAYERED_ROLE_FOLLOWER`).
+    case follower
+    /// Writes go to the stable constituents in the shared directory (`LAYERED_ROLE_LEADER`).
+    case leader
+
+    var cValue: Int32 {
+        switch self {
+        case .follower: LAYERED_ROLE_FOLLOWER
+        case .leader: LAYERED_ROLE_LEADER
+        }
+    }
+
+    init(cValue: Int32) {
+        self = cValue == LAYERED_ROLE_LEADER ? .leader : .follower
+    }
+}
+
+/// How a step-up's drain and a concurrent forced drop of the same table meet.
+public enum DrainPolicy: Sendable, Hashable, CaseIterable {
+    /// A table dropped while it is being drained is skipped and counted as "already gone"
+    /// (`LAYERED_DRAIN_SKIP_MISSING`).  The default.
+    case skipMissing
+    /// The drain holds the table's read lock across copy and clear; a drop meanwhile throws
+    /// ``LayeredError/EBUSY`` (`LAYERED_DRAIN_READ_LOCK`).
+    case readLock
+    /// A drop removes a still-queued drain item, or throws ``LayeredError/EBUSY`` while the
+    /// table is being drained (`LAYERED_DRAIN_QUEUE_SCAN`).
+    case queueScan
+    /// No protection: a drop racing the drain fails the step-up, which panics the database
+    /// (`LAYERED_DRAIN_UNPROTECTED`).  Kept so tests can prove they detect the race.
+    case unprotected
+
+    var cValue: Int32 {
+        switch self {
+        case .skipMissing: LAYERED_DRAIN_SKIP_MISSING
+        case .readLock: LAYERED_DRAIN_READ_LOCK
+        case .queueScan: LAYERED_DRAIN_QUEUE_SCAN
+        case .unprotected: LAYERED_DRAIN_UNPROTECTED
+        }
+    }
+}
+
+/// The durability of a single write (a put or a remove).
+public enum SyncLevel: Sendable, Hashable, CaseIterable {
+    /// Writes are buffered in the process; durable at checkpoint or close (`LAYERED_SYNC_NONE`).
+    case none
+    /// Each write reaches the operating system before it returns, so it survives the process
+    /// being killed, not a machine crash (`LAYERED_SYNC_WRITE`).  The default.
+    case write
+    /// Each write is synced to stable storage before it returns (`LAYERED_SYNC_FSYNC`).
+    case fsync
+
+    var cValue: Int32 {
+        switch self {
+        case .none: LAYERED_SYNC_NONE
+        case .write: LAYERED_SYNC_WRITE
+        case .fsync: LAYERED_SYNC_FSYNC
+        }
+    }
+}
+
+/// How to open a ``Database``.
+///
+/// Every property has the C library's default, so `Configuration()` opens a follower that creates
+/// its home directory if needed.
+public struct Configuration: Sendable {
+    /// The role the database opens in.  Default ``Role/follower``.
+    public var role: Role
+    /// The directory of the stable constituents (the shared store).  `nil`: `<home>/shared`.
+    public var sharedDirectory: String?
+    /// Threads that drain at step-up, including the calling one; 1 to 64.  Default 2.
+    public var drainThreads: Int
+    /// How a step-up's drain and a concurrent forced drop meet.  Default ``DrainPolicy/skipMissing``.
+    public var drainPolicy: DrainPolicy
+    /// The durability of each write.  Default ``SyncLevel/write``.
+    public var sync: SyncLevel
+    /// Failpoints to set at open, failpoint name to action (see ``Database/setFailpoint(_:_:)``).
+    /// The `LAYERED_FAILPOINTS` environment variable is applied after these.
+    public var failpoints: [String: String]
+    /// Whether to create the home (and shared) directory if missing; its parent must exist.
+    /// With `false`, a missing home throws ``LayeredError/ENOENT``.  Default `true`.
+    public var create: Bool
+    /// Receives the library's informational and error messages, one line each, from any thread.
+    /// `nil`: they go to standard error.
+    public var messageHandler: (@Sendable (String) -> Void)?
+
+    /// Creates a configuration; every parameter defaults to the C library's default.
+    public init(
+        role: Role = .follower,
+        sharedDirectory: String? = nil,
+        drainThreads: Int = 2,
+        drainPolicy: DrainPolicy = .skipMissing,
+        sync: SyncLevel = .write,
+        failpoints: [String: String] = [:],
+        create: Bool = true,
+        messageHandler: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.role = role
+        self.sharedDirectory = sharedDirectory
+        self.drainThreads = drainThreads
+        self.drainPolicy = drainPolicy
+        self.sync = sync
+        self.failpoints = failpoints
+        self.create = create
+        self.messageHandler = messageHandler
+    }
+
+    /// The failpoints in the C configuration's "name=action;name=action" form, or `nil` when a
+    /// name or action contains a separator (the C parser could not read it back).
+    var failpointList: String? {
+        var items: [String] = []
+        for (name, action) in failpoints.sorted(by: { $0.key < $1.key }) {
+            if name.contains(where: { $0 == "=" || $0 == ";" || $0 == "\0" })
+                || action.contains(where: { $0 == ";" || $0 == "\0" })
+            {
+                return nil
+            }
+            items.append("\(name)=\(action)")
+        }
+        return items.joined(separator: ";")
+    }
+}

@@ -1,0 +1,544 @@
+import Foundation
+import Synchronization
+internal import CLayered
+
+/// An open Layered database: one home directory and the layered tables in it.
+///
+/// ```swift
+/// let database = try Database(path: "/var/db/orders")
+/// let orders = try database.createTable("orders")
+/// try orders.put("id-1", "pending")
+/// let report = try await database.stepUp()
+/// ```
+///
+/// `Database` is `Sendable`: the C connection it wraps is documented as safe to share among any
+/// number of threads, including threads the library did not create (Swift's cooperative pool).
+/// C sessions are not: a session is used by one thread at a time.  So the database keeps a small
+/// pool of C sessions behind a lock, and every operation borrows one for its duration.
+///
+/// If the C core panics, the operation that triggered the panic throws ``LayeredError/panic(_:)``
+/// with the core's message, and so does every later operation: the process keeps running.
+///
+/// The database closes when ``close()`` is called or when the last reference to it (including
+/// those held by ``Table``, ``Cursor`` and running operations) goes away.
+public final class Database: @unchecked Sendable {
+    /// The home directory the database was opened at.
+    public let path: String
+
+    private let gate: ConnectionGate
+    private let callbacks: CallbackBox
+    /// The retain passed to C as panic and message argument; released after `layered_close`.
+    private let callbacksArgument: Unmanaged<CallbackBox>
+
+    /// Opens (and by default creates) the database in a home directory.
+    ///
+    /// - Parameters:
+    ///   - path: the home directory; its parent must exist.
+    ///   - configuration: the role, shared directory, drain and durability settings.
+    /// - Throws: ``LayeredError/EINVAL`` (an empty path, a setting out of range, a malformed
+    ///   failpoint), ``LayeredError/ENOENT`` (the home or its parent is missing and `create` is
+    ///   `false`, or the parent is missing), ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``,
+    ///   ``LayeredError/EROFS``, ``LayeredError/EBUSY`` (the home is open in this or another
+    ///   process), ``LayeredError/corrupt`` (damaged metadata), ``LayeredError/ENOMEM``,
+    ///   ``LayeredError/EIO``.
+    public init(path: String, configuration: Configuration = Configuration()) throws {
+        guard !path.contains("\0"), let failpoints = configuration.failpointList,
+            !(configuration.sharedDirectory?.contains("\0") ?? false),
+            let drainThreads = Int32(exactly: configuration.drainThreads)
+        else {
+            throw LayeredError.EINVAL
+        }
+        self.path = path
+        callbacks = CallbackBox(messageHandler: configuration.messageHandler)
+        callbacksArgument = Unmanaged.passRetained(callbacks)
+
+        var cfg = layered_config()
+        layered_config_init(&cfg)
+        cfg.role = configuration.role.cValue
+        cfg.drain_threads = drainThreads
+        cfg.drain_policy = configuration.drainPolicy.cValue
+        cfg.sync = configuration.sync.cValue
+        cfg.create = configuration.create ? 1 : 0
+        cfg.panic_handler = recordPanic
+        cfg.panic_arg = callbacksArgument.toOpaque()
+        if configuration.messageHandler != nil {
+            cfg.message_handler = forwardMessage
+            cfg.message_arg = callbacksArgument.toOpaque()
+        }
+        var connection: OpaquePointer?
+        let code = path.withCString { home in
+            failpoints.withCString { failpoints in
+                withOptionalCString(configuration.sharedDirectory) { shared in
+                    cfg.shared_dir = shared
+                    cfg.failpoints = failpoints
+                    return layered_open(home, &cfg, &connection)
+                }
+            }
+        }
+        do {
+            try check(code)
+        } catch {
+            callbacksArgument.release()
+            throw error
+        }
+        var armed = Set(configuration.failpoints.keys)
+        if let environment = ProcessInfo.processInfo.environment["LAYERED_FAILPOINTS"] {
+            for item in environment.split(separator: ";") {
+                if let name = item.split(separator: "=").first {
+                    armed.insert(name.trimmingCharacters(in: .whitespaces))
+                }
+            }
+        }
+        gate = ConnectionGate(connection: connection!, armedFailpoints: armed)
+    }
+
+    /// Opens (and by default creates) the database in a home directory given as a file URL.
+    ///
+    /// See ``init(path:configuration:)`` for the errors.
+    public convenience init(url: URL, configuration: Configuration = Configuration()) throws {
+        try self.init(path: url.path, configuration: configuration)
+    }
+
+    deinit {
+        try? close()
+    }
+
+    /// Whether the database is still open (``close()`` has not been called).
+    public var isOpen: Bool { gate.isOpen }
+
+    /// Closes the database: flushes and syncs every file and writes the metadata.
+    ///
+    /// Operations that are running finish first; threads paused at failpoints this database set
+    /// are released.  Afterwards every operation on the database, its tables and its cursors
+    /// throws ``LayeredError/EINVAL``.  Closing a closed database does nothing.
+    /// - Throws: ``LayeredError/EIO`` or ``LayeredError/ENOSPC`` (a final flush failed; writes
+    ///   under ``SyncLevel/none`` since the last checkpoint may be lost), or
+    ///   ``LayeredError/panic(_:)`` if the database had panicked.  Resources are freed either way.
+    public func close() throws {
+        guard let connection = gate.close() else { return }
+        let code = layered_close(connection)
+        callbacksArgument.release()
+        try check(code, panicMessage: callbacks.panicMessage())
+    }
+
+    // MARK: Tables
+
+    /// Creates a layered table and returns a handle to it.
+    ///
+    /// - Parameters:
+    ///   - name: 1 to 200 bytes of `[A-Za-z0-9_.-]`, not starting with `.`.
+    ///   - exclusive: whether an existing table of that name is an error.  Default `true`.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/EEXIST`` (the table
+    ///   exists and `exclusive` is `true`), ``LayeredError/EBUSY`` (a table of that name is being
+    ///   dropped), ``LayeredError/ENOSPC``, ``LayeredError/EIO``, ``LayeredError/EACCES``,
+    ///   ``LayeredError/panic(_:)``.
+    @discardableResult
+    public func createTable(_ name: String, exclusive: Bool = true) throws -> Table {
+        let uri = try Self.uri(for: name)
+        try withSession { session in
+            try check(
+                layered_create(session, uri, exclusive ? "exclusive=true" : "exclusive=false"),
+                panicMessage: callbacks.panicMessage())
+        }
+        return Table(database: self, name: name, uri: uri)
+    }
+
+    /// Returns a handle to an existing layered table.
+    ///
+    /// The handle holds no C resources: each operation on it opens a cursor for its own duration,
+    /// so a handle never keeps the table from being dropped.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table), ``LayeredError/panic(_:)``.
+    public func table(_ name: String) throws -> Table {
+        _ = try tableState(name)
+        return Table(database: self, name: name, uri: try Self.uri(for: name))
+    }
+
+    /// Drops a layered table: removes its files and its metadata entry.
+    ///
+    /// - Parameters:
+    ///   - name: the table's name.
+    ///   - force: whether a missing table is not an error.
+    ///   - waitForCheckpoint: whether to take the checkpoint lock first, which waits for a running
+    ///     step-up or checkpoint instead of racing its drain.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table and not `force`), ``LayeredError/EBUSY`` (a cursor or a drain holds the table;
+    ///   nothing changed; retry later), ``LayeredError/ENOSPC``, ``LayeredError/EIO``,
+    ///   ``LayeredError/panic(_:)``.
+    public func dropTable(_ name: String, force: Bool = false, waitForCheckpoint: Bool = false)
+        throws
+    {
+        let uri = try Self.uri(for: name)
+        let flags =
+            (force ? LAYERED_DROP_FORCE : 0) | (waitForCheckpoint ? LAYERED_DROP_CHECKPOINT_WAIT : 0)
+        try withSession { session in
+            try check(layered_drop(session, uri, flags), panicMessage: callbacks.panicMessage())
+        }
+    }
+
+    /// The lifecycle state of a table.
+    ///
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table), ``LayeredError/panic(_:)``.
+    public func tableState(_ name: String) throws -> TableState {
+        let uri = try Self.uri(for: name)
+        return try withSession { session in
+            var state: Int32 = 0
+            try check(
+                layered_table_state(session, uri, &state), panicMessage: callbacks.panicMessage())
+            return TableState(cValue: state)
+        }
+    }
+
+    /// Every table, in name order, with its state.
+    ///
+    /// - Throws: ``LayeredError/panic(_:)``.
+    public func tables() throws -> [(name: String, state: TableState)] {
+        final class Listing {
+            var tables: [(name: String, state: TableState)] = []
+        }
+        let listing = Listing()
+        try withSession { session in
+            let code = withExtendedLifetime(listing) {
+                layered_list_tables(session, { argument, name, state in
+                    let listing = Unmanaged<Listing>.fromOpaque(argument!).takeUnretainedValue()
+                    listing.tables.append((String(cString: name!), TableState(cValue: state)))
+                    return 0
+                }, Unmanaged.passUnretained(listing).toOpaque())
+            }
+            try check(code, panicMessage: callbacks.panicMessage())
+        }
+        return listing.tables
+    }
+
+    // MARK: Durability and roles
+
+    /// Checkpoints: flushes and syncs every constituent, compacts files that are mostly dead,
+    /// writes the metadata, then publishes ``Statistics/databaseSize``.
+    ///
+    /// Blocks while a step-up runs.
+    /// - Throws: ``LayeredError/ENOSPC``, ``LayeredError/EIO`` (nothing is published),
+    ///   ``LayeredError/panic(_:)``.
+    public func checkpoint() throws {
+        try withSession { session in
+            try check(layered_checkpoint(session), panicMessage: callbacks.panicMessage())
+        }
+    }
+
+    /// Steps up from follower to leader: drains every ingest constituent that holds data into its
+    /// stable constituent, using ``Configuration/drainThreads`` threads.
+    ///
+    /// The blocking C call runs on a thread of its own, never on Swift's cooperative pool.  While
+    /// it runs, writes wait and reads continue.  Cancelling the calling task does not stop the
+    /// step-up.  Stepping up a leader does nothing and reports an empty drain.
+    ///
+    /// - Parameter progress: called from another thread while the step-up runs (about every
+    ///   20 ms) and once more with the final counts before this method returns.
+    /// - Returns: what the drain did.
+    /// - Throws: ``LayeredError/panic(_:)`` (the drain failed, or the database had panicked),
+    ///   ``LayeredError/ENOMEM`` or ``LayeredError/EAGAIN`` (worker threads could not be started;
+    ///   nothing changed).
+    public func stepUp(progress: (@Sendable (StepUpProgress) -> Void)? = nil) async throws
+        -> StepUpReport
+    {
+        let baseline = try statistics()
+        let started = ContinuousClock.now
+        let poller: Task<Void, Never>? = progress.map { report in
+            Task.detached { [self] in
+                while true {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    if Task.isCancelled { return }
+                    if let now = try? statistics() {
+                        report(StepUpProgress(
+                            since: baseline, now: now, elapsed: ContinuousClock.now - started,
+                            isFinished: false))
+                    }
+                }
+            }
+        }
+        let report: StepUpReport
+        do {
+            report = try await onDedicatedThread(named: "layered-step-up") { [self] in
+                try perform { connection in
+                    var stats = layered_drain_stats()
+                    try check(
+                        layered_step_up(connection, &stats),
+                        panicMessage: callbacks.panicMessage())
+                    return StepUpReport(stats)
+                }
+            }
+        } catch {
+            poller?.cancel()
+            await poller?.value
+            throw error
+        }
+        poller?.cancel()
+        await poller?.value
+        progress?(StepUpProgress(report: report))
+        return report
+    }
+
+    /// Steps down from leader to follower: writes go to the ingest constituents again.
+    ///
+    /// Waits for writes in progress, and for a running step-up or checkpoint.  Stepping down a
+    /// follower does nothing.
+    /// - Throws: ``LayeredError/panic(_:)``.
+    public func stepDown() throws {
+        try perform { connection in
+            try check(layered_step_down(connection), panicMessage: callbacks.panicMessage())
+        }
+    }
+
+    /// The database's current role.
+    public var role: Role {
+        get throws { try statistics().role }
+    }
+
+    /// The database's statistics.  Works after a panic (``Statistics/isPanicked`` is set).
+    ///
+    /// - Throws: ``LayeredError/EINVAL`` if the database has been closed.
+    public func statistics() throws -> Statistics {
+        try perform { connection in
+            var stats = layered_conn_stats()
+            try check(layered_stats(connection, &stats))
+            return Statistics(stats)
+        }
+    }
+
+    // MARK: Failpoints
+
+    /// Sets a failpoint: a named point in the C core where tests pause, sleep or inject an error.
+    ///
+    /// Names used by the core include `drain.before_lock`, `drain.copy`, `drain.before_clear`,
+    /// `drop.before_exclusive`, `drop.after_remove`, `fs.write`, `fs.sync` and `meta.write`.
+    /// Actions: `off`; `pause` (threads reaching it wait until it is set to something else);
+    /// `sleep(MS)`; `return(ERR)` with ERR a number or an errno name (`return(EIO)`).  Setting a
+    /// failpoint resets its hit count.  Works after a panic.
+    /// - Throws: ``LayeredError/EINVAL`` (a bad name or action), ``LayeredError/ENOMEM`` (too
+    ///   many failpoints).
+    public func setFailpoint(_ name: String, _ action: String) throws {
+        guard !name.contains("\0"), !action.contains("\0") else { throw LayeredError.EINVAL }
+        try perform { connection in
+            try check(layered_failpoint_set(connection, name, action))
+        }
+        gate.noteFailpoint(name, armed: action != "off")
+    }
+
+    /// Waits until some thread is paused at, or has passed, a failpoint since it was last set.
+    ///
+    /// The wait runs on a thread of its own, never on Swift's cooperative pool.
+    /// - Parameters:
+    ///   - name: the failpoint.
+    ///   - timeout: how long to wait at most.  Default 30 seconds.
+    /// - Throws: ``LayeredError/ETIMEDOUT``, ``LayeredError/EINVAL`` (an unknown failpoint).
+    public func waitForFailpoint(_ name: String, timeout: Duration = .seconds(30)) async throws {
+        guard !name.contains("\0") else { throw LayeredError.EINVAL }
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = max(0, min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        try await onDedicatedThread(named: "layered-failpoint-wait") { [self] in
+            try perform { connection in
+                try check(layered_failpoint_wait(connection, name, Int32(milliseconds)))
+            }
+        }
+    }
+
+    // MARK: Internals shared with Table and Cursor
+
+    /// "layered:NAME" for a table name.  The C core validates NAME; a NUL byte is rejected here
+    /// because C would silently cut the name at it.
+    static func uri(for name: String) throws -> String {
+        guard !name.contains("\0") else { throw LayeredError.EINVAL }
+        return "layered:" + name
+    }
+
+    /// The message of this database's panic, for ``LayeredError/panic(_:)``.
+    func panicMessage() -> String { callbacks.panicMessage() }
+
+    /// Runs `body` with the C connection, counted as an operation in progress so that
+    /// ``close()`` waits for it.
+    /// - Throws: ``LayeredError/EINVAL`` if the database is closed, or what `body` throws.
+    func perform<Result>(_ body: (OpaquePointer) throws -> Result) throws -> Result {
+        guard let connection = gate.enter() else { throw LayeredError.EINVAL }
+        defer { gate.leave() }
+        return try body(connection)
+    }
+
+    /// Runs `body`, if the database is open, like ``perform(_:)``; returns `nil` if it is closed.
+    func performIfOpen<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result? {
+        guard let connection = gate.enter() else { return nil }
+        defer { gate.leave() }
+        return try body(connection)
+    }
+
+    /// Runs `body` with a C session borrowed from the pool for the call.
+    func withSession<Result>(_ body: (OpaquePointer) throws -> Result) throws -> Result {
+        try perform { connection in
+            let session = try takeSession(connection)
+            defer { gate.returnSession(session) }
+            return try body(session)
+        }
+    }
+
+    /// Takes a C session from the pool (or opens one) for exclusive use; give it back with
+    /// ``returnSession(_:)``.  Call inside ``perform(_:)``.
+    func takeSession(_ connection: OpaquePointer) throws -> OpaquePointer {
+        if let session = gate.takeIdleSession() { return session }
+        var session: OpaquePointer?
+        try check(
+            layered_session_open(connection, &session), panicMessage: callbacks.panicMessage())
+        return session!
+    }
+
+    /// Gives a session back to the pool.  Call inside ``perform(_:)``.
+    func returnSession(_ session: OpaquePointer) {
+        gate.returnSession(session)
+    }
+}
+
+/// The connection pointer, the session pool and the count of operations in progress, under one
+/// lock: ``Database/close()`` must not free the connection while any thread still uses it.
+private final class ConnectionGate: @unchecked Sendable {
+    /// Sessions kept for reuse; more than this many idle ones are closed.
+    private static let idleSessionLimit = 32
+
+    private let condition = NSCondition()
+    private var connection: OpaquePointer?
+    private var idleSessions: [OpaquePointer] = []
+    private var operationsInProgress = 0
+    /// Failpoints that may hold threads paused: close releases them before it waits.
+    private var armedFailpoints: Set<String>
+
+    init(connection: OpaquePointer, armedFailpoints: Set<String>) {
+        self.connection = connection
+        self.armedFailpoints = armedFailpoints
+    }
+
+    var isOpen: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return connection != nil
+    }
+
+    func enter() -> OpaquePointer? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let connection else { return nil }
+        operationsInProgress += 1
+        return connection
+    }
+
+    func leave() {
+        condition.lock()
+        operationsInProgress -= 1
+        if operationsInProgress == 0 { condition.broadcast() }
+        condition.unlock()
+    }
+
+    func takeIdleSession() -> OpaquePointer? {
+        condition.lock()
+        defer { condition.unlock() }
+        return idleSessions.popLast()
+    }
+
+    func returnSession(_ session: OpaquePointer) {
+        condition.lock()
+        if idleSessions.count < Self.idleSessionLimit {
+            idleSessions.append(session)
+            condition.unlock()
+        } else {
+            condition.unlock()
+            _ = layered_session_close(session)
+        }
+    }
+
+    func noteFailpoint(_ name: String, armed: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        if armed { armedFailpoints.insert(name) } else { armedFailpoints.remove(name) }
+    }
+
+    /// Stops new operations, releases paused failpoints, waits for the operations in progress
+    /// and returns the connection for `layered_close` (which also closes every session), or
+    /// `nil` if it was already closed.
+    func close() -> OpaquePointer? {
+        condition.lock()
+        guard let closing = connection else {
+            condition.unlock()
+            return nil
+        }
+        connection = nil
+        idleSessions.removeAll()
+        let failpoints = armedFailpoints
+        condition.unlock()
+        // Safe while operations run: failpoints are thread-safe and the connection stays alive
+        // until the wait below is over.
+        for name in failpoints {
+            _ = layered_failpoint_set(closing, name, "off")
+        }
+        condition.lock()
+        while operationsInProgress > 0 { condition.wait() }
+        condition.unlock()
+        return closing
+    }
+}
+
+/// What the C core reports through its callbacks: the panic message and the library's
+/// messages.  Passed to C as a retained pointer that outlives the connection.
+private final class CallbackBox: Sendable {
+    let messageHandler: (@Sendable (String) -> Void)?
+    private let panic = Mutex<String?>(nil)
+
+    init(messageHandler: (@Sendable (String) -> Void)?) {
+        self.messageHandler = messageHandler
+    }
+
+    func recordPanic(_ message: String) {
+        panic.withLock { if $0 == nil { $0 = message } }
+    }
+
+    /// The recorded panic message.  The C core marks the connection panicked a moment before it
+    /// calls the handler, so a thread that sees `LAYERED_PANIC` first waits briefly for it.
+    func panicMessage() -> String {
+        for _ in 0..<200 {
+            if let message = panic.withLock({ $0 }) { return message }
+            usleep(500)
+        }
+        return "the database panicked"
+    }
+}
+
+/// The panic handler installed in every connection: records the message and returns, so the
+/// C core returns `LAYERED_PANIC` instead of aborting the process.
+private func recordPanic(
+    _ argument: UnsafeMutableRawPointer?, _ error: Int32, _ message: UnsafePointer<CChar>?
+) {
+    let box = Unmanaged<CallbackBox>.fromOpaque(argument!).takeUnretainedValue()
+    let text = message.map { String(cString: $0) } ?? ""
+    box.recordPanic(text.isEmpty ? String(cString: layered_strerror(error)) : text)
+}
+
+private func forwardMessage(_ argument: UnsafeMutableRawPointer?, _ message: UnsafePointer<CChar>?) {
+    let box = Unmanaged<CallbackBox>.fromOpaque(argument!).takeUnretainedValue()
+    box.messageHandler?(message.map { String(cString: $0) } ?? "")
+}
+
+private func withOptionalCString<Result>(
+    _ string: String?, _ body: (UnsafePointer<CChar>?) throws -> Result
+) rethrows -> Result {
+    guard let string else { return try body(nil) }
+    return try string.withCString { try body($0) }
+}
+
+/// Runs a blocking call on a new thread and resumes the caller when it returns, so that Swift's
+/// cooperative pool (one thread per core) is never blocked by a long C call.
+func onDedicatedThread<Result: Sendable>(
+    named name: String, _ body: @escaping @Sendable () throws -> Result
+) async throws -> Result {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Swift.Result { try body() })
+        }
+        thread.name = name
+        thread.start()
+    }
+}
