@@ -245,9 +245,13 @@ dh_open_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
     dh->ingest = ingest;
     dh->hash = name_hash(name);
     dh_rwlock_init(&dh->lock);
-    atomic_init(&dh->flags, DH_OPEN);
     atomic_init(&dh->pins, 2); /* the table's and the caller's */
     cds_lfht_node_init(&dh->node);
+    /* Publish: lookups read the flags with acquire before touching any
+     * other field.  liburcu's own publication (rcu_assign_pointer) already
+     * orders this; the release store makes it visible to ThreadSanitizer,
+     * which does not see inside liburcu. */
+    atomic_store_explicit(&dh->flags, DH_OPEN, memory_order_release);
 
     rcu_read_lock();
     added = cds_lfht_add_unique(conn->dhandles, dh->hash, dh_match, dh->name,

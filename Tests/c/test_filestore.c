@@ -426,7 +426,7 @@ test_seek_modes(const char *dir)
     char *path = path_in(dir, "seek");
     fs_env env = env_make(LAYERED_SYNC_NONE);
     fs_pos pos = {0}, pos2 = {0};
-    char k[8];
+    char k[16];
     int i;
     fs_file *f;
 

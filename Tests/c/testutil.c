@@ -56,6 +56,7 @@ tu_seed(const char *test)
         seed = 1;
     printf("%s: seed %llu (replay with LAYERED_TEST_SEED=%llu)\n", test,
            (unsigned long long)seed, (unsigned long long)seed);
+    fflush(stdout);
     return seed;
 }
 
