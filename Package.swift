@@ -18,7 +18,9 @@ let package = Package(
             path: ".",
             exclude: [
                 "CMakeLists.txt",
+                "Makefile",
                 "layered.pc.in",
+                "bench",
                 "examples",
                 "scripts",
                 "Sources",

@@ -1,0 +1,103 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Layered
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsAreTheCLibrarys() {
+        let configuration = Configuration()
+        #expect(configuration.role == .follower)
+        #expect(configuration.sharedDirectory == nil)
+        #expect(configuration.drainThreads == 2)
+        #expect(configuration.drainPolicy == .skipMissing)
+        #expect(configuration.sync == .write)
+        #expect(configuration.failpoints.isEmpty)
+        #expect(configuration.create)
+        #expect(configuration.messageHandler == nil)
+    }
+
+    @Test func failpointsBecomeTheCList() {
+        var configuration = Configuration()
+        #expect(configuration.failpointList == "")
+        configuration.failpoints = ["fs.write": "return(EIO)", "drain.copy": "pause"]
+        #expect(configuration.failpointList == "drain.copy=pause;fs.write=return(EIO)")
+        configuration.failpoints = ["a;b": "pause"]
+        #expect(configuration.failpointList == nil)
+        configuration.failpoints = ["a=b": "pause"]
+        #expect(configuration.failpointList == nil)
+        configuration.failpoints = ["fs.write": "off;x"]
+        #expect(configuration.failpointList == nil)
+    }
+
+    @Test(arguments: [0, -1, 65, Int(Int32.max) + 1])
+    func drainThreadsOutOfRangeIsEINVAL(threads: Int) async throws {
+        try await withTemporaryDirectory { directory in
+            #expect(throws: LayeredError.EINVAL) {
+                try Database(url: directory.appendingPathComponent("home"),
+                             configuration: Configuration(drainThreads: threads))
+            }
+        }
+    }
+
+    @Test func unreadableFailpointsAreEINVAL() async throws {
+        try await withTemporaryDirectory { directory in
+            let home = directory.appendingPathComponent("home")
+            #expect(throws: LayeredError.EINVAL) {
+                try Database(url: home, configuration: Configuration(failpoints: ["a;b": "off"]))
+            }
+            #expect(throws: LayeredError.EINVAL) {
+                try Database(url: home, configuration: Configuration(failpoints: ["fs.write": "explode"]))
+            }
+        }
+    }
+
+    @Test func everyPolicyAndSyncLevelOpens() async throws {
+        for policy in DrainPolicy.allCases {
+            for sync in SyncLevel.allCases {
+                try await withDatabase(Configuration(drainPolicy: policy, sync: sync)) { database, _ in
+                    let table = try database.createTable("t")
+                    try table.put("k", "v")
+                    #expect(try table.get("k", as: String.self) == "v")
+                }
+            }
+        }
+    }
+
+    @Test func sharedDirectoryHoldsTheStableConstituents() async throws {
+        try await withTemporaryDirectory { directory in
+            let home = directory.appendingPathComponent("home")
+            let shared = directory.appendingPathComponent("store")
+            let database = try Database(
+                url: home, configuration: Configuration(sharedDirectory: shared.path))
+            try database.createTable("orders")
+            try database.close()
+            #expect(FileManager.default.fileExists(atPath: shared.appendingPathComponent("orders.stable").path))
+            #expect(FileManager.default.fileExists(atPath: home.appendingPathComponent("orders.ingest").path))
+        }
+    }
+
+    @Test func emptySharedDirectoryIsEINVAL() async throws {
+        try await withTemporaryDirectory { directory in
+            #expect(throws: LayeredError.EINVAL) {
+                try Database(url: directory.appendingPathComponent("home"),
+                             configuration: Configuration(sharedDirectory: ""))
+            }
+        }
+    }
+
+    @Test func messageHandlerReceivesTheLibrarysMessages() async throws {
+        try await withDatabase { _, home in
+            let messages = Messages()
+            #expect(throws: LayeredError.EBUSY) {
+                try Database(url: home, configuration: Configuration(messageHandler: { messages.append($0) }))
+            }
+            #expect(messages.all.contains { $0.contains("open elsewhere") })
+        }
+    }
+}
+
+final class Messages: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}

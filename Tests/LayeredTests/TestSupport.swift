@@ -1,0 +1,42 @@
+import Foundation
+import Layered
+
+/// Runs `body` with a new, empty directory that is removed afterwards.  The database home is a
+/// directory inside it, so tests can also see what happens when the home is missing.
+func withTemporaryDirectory<Result>(_ body: (URL) async throws -> Result) async rethrows -> Result {
+    let directory = FileManager.default.temporaryDirectory
+        .appendingPathComponent("layered-tests-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    return try await body(directory)
+}
+
+/// Runs `body` with a database opened in a fresh temporary home, closed afterwards.
+func withDatabase<Result>(
+    _ configuration: Configuration = Configuration(),
+    _ body: (Database, URL) async throws -> Result
+) async throws -> Result {
+    try await withTemporaryDirectory { directory in
+        let home = directory.appendingPathComponent("home")
+        let database = try Database(url: home, configuration: configuration)
+        do {
+            let result = try await body(database, home)
+            try? database.close()
+            return result
+        } catch {
+            try? database.close()
+            throw error
+        }
+    }
+}
+
+func bytes(_ string: String) -> [UInt8] { Array(string.utf8) }
+
+/// Keys and values of an iteration, as strings.
+func strings(_ entries: some Sequence<(key: [UInt8], value: [UInt8])>) -> [String: String] {
+    var result: [String: String] = [:]
+    for (key, value) in entries {
+        result[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+    }
+    return result
+}
