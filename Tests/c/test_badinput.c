@@ -244,6 +244,57 @@ test_full_disk_injected(void)
 }
 
 /*
+ * rlimit_child --
+ *     Write with a small file-size limit until the kernel refuses.
+ */
+static int
+rlimit_child(const char *home, int fd)
+{
+    struct rlimit rl = {256 * 1024, 256 * 1024};
+    layered_conn *conn;
+    layered_session *s;
+    layered_cursor *c;
+    char k[32], v[1000];
+    int i, ret;
+
+    memset(v, 'v', sizeof(v));
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    conn = open_home(home);
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_cursor_open(s, "layered:t", &c));
+    for (i = 0;; i++) {
+        snprintf(k, sizeof(k), "k%06d", i);
+        if ((ret = layered_cursor_insert(c, k, strlen(k), v, sizeof(v))) !=
+            0) {
+            CHECK_RET(EFBIG, ret);
+            break;
+        }
+        CHECK(write(fd, &i, sizeof(i)) == sizeof(i));
+    }
+    /* Still refused, still consistent. */
+    CHECK_RET(EFBIG, layered_cursor_insert(c, "zz", 2, v, sizeof(v)));
+    CHECK_OK(layered_cursor_search(c, "k000000", 7));
+    return 0;
+}
+
+/*
+ * unwritable_child --
+ *     As an ordinary user (root ignores permissions), open a home whose
+ *     directory is not writable.
+ */
+static int
+unwritable_child(const char *path)
+{
+    layered_conn *conn;
+
+    if (geteuid() == 0)
+        CHECK(setgid(65534) == 0 && setuid(65534) == 0);
+    CHECK_RET(EACCES, layered_open(path, NULL, &conn));
+    return 0;
+}
+
+/*
  * A real kernel error: a child whose file-size limit is small writes until
  * the kernel refuses (EFBIG); every write it saw succeed is there after.
  */
@@ -265,27 +316,13 @@ test_full_disk_rlimit(void)
     CHECK(pipe(fds) == 0);
     fflush(stdout);
     if ((pid = fork()) == 0) {
-        struct rlimit rl = {256 * 1024, 256 * 1024};
-        int ret;
-        signal(SIGXFSZ, SIG_IGN);
+        char fdarg[16];
+        snprintf(fdarg, sizeof(fdarg), "%d", fds[1]);
         close(fds[0]);
-        CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
-        conn = open_home(home);
-        CHECK_OK(layered_session_open(conn, &s));
-        CHECK_OK(layered_cursor_open(s, "layered:t", &c));
-        for (i = 0;; i++) {
-            snprintf(k, sizeof(k), "k%06d", i);
-            if ((ret = layered_cursor_insert(c, k, strlen(k), v,
-                                             sizeof(v))) != 0) {
-                CHECK_RET(EFBIG, ret);
-                break;
-            }
-            CHECK(write(fds[1], &i, sizeof(i)) == sizeof(i));
-        }
-        /* Still refused, still consistent. */
-        CHECK_RET(EFBIG, layered_cursor_insert(c, "zz", 2, v, sizeof(v)));
-        CHECK_OK(layered_cursor_search(c, "k000000", 7));
-        _exit(0);
+        /* A fresh process: no threads inherited across the fork. */
+        execl("/proc/self/exe", "test_badinput", "--rlimit-child", home,
+              fdarg, (char *)NULL);
+        _exit(127);
     }
     close(fds[1]);
     while (read(fds[0], &got, sizeof(got)) == sizeof(got))
@@ -325,12 +362,9 @@ test_unwritable_home(void)
     CHECK(chmod(home, 0755) == 0);
     fflush(stdout);
     if ((pid = fork()) == 0) {
-        layered_conn *conn;
-        /* root ignores permissions: become an ordinary user first. */
-        if (geteuid() == 0)
-            CHECK(setgid(65534) == 0 && setuid(65534) == 0);
-        CHECK_RET(EACCES, layered_open(path, NULL, &conn));
-        _exit(0);
+        execl("/proc/self/exe", "test_badinput", "--unwritable-child", path,
+              (char *)NULL);
+        _exit(127);
     }
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -410,8 +444,12 @@ test_damage(void)
 }
 
 int
-main(void)
+main(int argc, char *argv[])
 {
+    if (argc == 4 && strcmp(argv[1], "--rlimit-child") == 0)
+        return rlimit_child(argv[2], atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[1], "--unwritable-child") == 0)
+        return unwritable_child(argv[2]);
     test_null_and_config();
     test_uris_and_keys();
     test_full_disk_injected();
