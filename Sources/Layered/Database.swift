@@ -243,16 +243,12 @@ public final class Database: @unchecked Sendable {
     {
         let baseline = try statistics()
         let started = ContinuousClock.now
-        let poller: Task<Void, Never>? = progress.map { report in
-            Task.detached { [self] in
-                while true {
-                    try? await Task.sleep(for: .milliseconds(20))
-                    if Task.isCancelled { return }
-                    if let now = try? statistics() {
-                        report(StepUpProgress(
-                            since: baseline, now: now, elapsed: ContinuousClock.now - started,
-                            isFinished: false))
-                    }
+        let poller = progress.map { report in
+            ProgressPoller(interval: .milliseconds(20)) { [self] in
+                if let now = try? statistics() {
+                    report(StepUpProgress(
+                        since: baseline, now: now, elapsed: ContinuousClock.now - started,
+                        isFinished: false))
                 }
             }
         }
@@ -268,13 +264,11 @@ public final class Database: @unchecked Sendable {
                 }
             }
         } catch {
-            poller?.cancel()
-            await poller?.value
+            poller?.stop()
             throw error
         }
-        poller?.cancel()
-        await poller?.value
-        progress?(StepUpProgress(report: report))
+        poller?.stop()
+        progress?(StepUpProgress(report: report, elapsed: ContinuousClock.now - started))
         return report
     }
 
@@ -527,6 +521,33 @@ private func withOptionalCString<Result>(
 ) rethrows -> Result {
     guard let string else { return try body(nil) }
     return try string.withCString { try body($0) }
+}
+
+/// Calls a function at an interval on a thread of its own until stopped; ``stop()`` returns once
+/// the last call has finished, so no call happens after it.
+private final class ProgressPoller: Sendable {
+    private let stopped = Mutex(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(interval: Duration, _ tick: @escaping @Sendable () -> Void) {
+        let microseconds = useconds_t(interval.components.seconds * 1_000_000
+            + interval.components.attoseconds / 1_000_000_000_000)
+        let thread = Thread { [self] in
+            while true {
+                usleep(microseconds)
+                if stopped.withLock({ $0 }) { break }
+                tick()
+            }
+            finished.signal()
+        }
+        thread.name = "layered-step-up-progress"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.withLock { $0 = true }
+        finished.wait()
+    }
 }
 
 /// Runs a blocking call on a new thread and resumes the caller when it returns, so that Swift's

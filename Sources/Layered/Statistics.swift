@@ -127,12 +127,12 @@ public struct StepUpProgress: Sendable, Hashable {
         self.isFinished = isFinished
     }
 
-    init(report: StepUpReport) {
+    init(report: StepUpReport, elapsed: Duration) {
         tablesDrained = report.tablesDrained
         tablesSkipped = report.tablesSkipped
         rows = report.rows
         bytes = report.bytes
-        elapsed = report.duration
+        self.elapsed = elapsed
         isFinished = true
     }
 }
