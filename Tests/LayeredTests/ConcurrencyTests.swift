@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Layered
+
+/// The database shared by many tasks on Swift's cooperative pool, whose threads the C library
+/// did not create.
+@Suite struct ConcurrencyTests {
+    @Test func hundredTasksReadAndWriteWhileSteppingUpAndDropping() async throws {
+        try await withDatabase { database, _ in
+            let kept = try (0..<4).map { try database.createTable("kept\($0)") }
+            let doomed = try (0..<8).map { try database.createTable("doomed\($0)") }
+            for table in kept + doomed { try table.put("seed", "seed") }
+            let tasks = 100
+            let rounds = 40
+            let dropRetries = Counter()
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<tasks {
+                    group.addTask {
+                        for round in 0..<rounds {
+                            let key = "task\(task)-\(round)"
+                            let table = kept[(task + round) % kept.count]
+                            try table.put(key, key)
+                            #expect(try table.get(key, as: String.self) == key)
+                            #expect(try table.get("seed", as: String.self) == "seed")
+
+                            let victim = doomed[(task + round) % doomed.count]
+                            do {
+                                try victim.put(key, key)
+                                _ = try victim.get(key)
+                            } catch LayeredError.ENOENT {
+                                // dropped meanwhile
+                            }
+                            if round % 10 == 0 { await Task.yield() }
+                        }
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(20))
+                    let report = try await database.stepUp()
+                    #expect(report.tablesQueued >= UInt64(kept.count))
+                    #expect(report.tablesDrained + report.tablesSkipped == report.tablesQueued)
+                }
+                group.addTask {
+                    for table in doomed {
+                        try await Task.sleep(for: .milliseconds(5))
+                        while true {
+                            do {
+                                try table.drop(force: true)
+                                break
+                            } catch LayeredError.EBUSY {
+                                dropRetries.increment()
+                                try await Task.sleep(for: .milliseconds(1))
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+
+            #expect(try database.role == .leader)
+            #expect(try database.tables().map(\.name) == ["kept0", "kept1", "kept2", "kept3"])
+            var rows = 0
+            for table in kept {
+                for (key, value) in table.entries() {
+                    #expect(key == value)
+                    rows += 1
+                }
+            }
+            #expect(rows == tasks * rounds + kept.count)
+            let statistics = try database.statistics()
+            #expect(statistics.stepUps == 1)
+            #expect(statistics.dropBusy == UInt64(dropRetries.value))
+        }
+    }
+
+    @Test func cursorsOnManyTasksAtOnce() async throws {
+        try await withDatabase { database, _ in
+            let table = try database.createTable("t")
+            for i in 0..<100 { try table.put(String(format: "k%03d", i), "v") }
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<100 {
+                    group.addTask {
+                        let cursor = try table.makeCursor()
+                        var count = 0
+                        while try cursor.next() { count += 1 }
+                        try cursor.close()
+                        return count
+                    }
+                }
+                for try await count in group { #expect(count == 100) }
+            }
+        }
+    }
+}
+
+private final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
