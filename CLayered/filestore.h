@@ -71,7 +71,10 @@ int fs_put(fs_file *f, const void *key, size_t klen, const void *val,
  *     Append a DEL record.  With keep_tombstone (ingest files) the index
  *     keeps a tombstone entry for the key (it hides the stable value); else
  *     (stable files) the key leaves the index.  Returns LAYERED_NOTFOUND
- *     only when !keep_tombstone and the key is absent (nothing written). */
+ *     only when !keep_tombstone and the key is absent (nothing written).
+ *     The two kinds are distinct record types on disk, so fs_open rebuilds
+ *     either without being told which kind of file it opens; compaction
+ *     keeps tombstones and drops stable deletes. */
 int fs_del(fs_file *f, const void *key, size_t klen, bool keep_tombstone,
            uint64_t *lsnp);
 
@@ -106,24 +109,31 @@ enum fs_seek_mode {
 
 /* fs_seek --
  *     Fill pos with the entry found (tombstones included: the caller
- *     decides).  Returns 0 or LAYERED_NOTFOUND (pos->valid = false), ENOMEM.
- *     For FS_NEXT/FS_PREV, key/klen are ignored and pos's own key is the
- *     reference (correct even if that entry was removed meanwhile). */
+ *     decides).  Returns 0 or LAYERED_NOTFOUND (pos->valid = false), ENOMEM,
+ *     EINVAL (FS_NEXT/FS_PREV with an invalid pos).  For FS_NEXT/FS_PREV,
+ *     key/klen are ignored and pos's own key is the reference (correct even
+ *     if that entry was removed meanwhile).  Initialise a pos with {0}. */
 int fs_seek(fs_file *f, const void *key, size_t klen, enum fs_seek_mode mode,
             fs_pos *pos);
 
 /* fs_read_value --
  *     Read the value at pos into *bufp (grown with realloc to *capp as
  *     needed), verifying the record's checksum and that it still holds
- *     pos's key.  Returns 0, LAYERED_NOTFOUND (the key was overwritten or
- *     removed since the seek and the record moved by compaction: seek
- *     again), LAYERED_CORRUPT, EIO, ENOMEM. */
+ *     pos's key.  The value is the first pos->vlen bytes of *bufp (the
+ *     buffer is sized vlen + klen: the key is read back behind it for the
+ *     check); a tombstone reads as an empty value.  Returns 0,
+ *     LAYERED_NOTFOUND (the key was overwritten or removed since the seek
+ *     and the record moved by compaction or clear: seek again),
+ *     LAYERED_CORRUPT, EIO, ENOMEM, EINVAL (pos not valid). */
 int fs_read_value(fs_file *f, const fs_pos *pos, void **bufp, size_t *capp);
 
 void fs_pos_free(fs_pos *pos);
 
 /* fs_sync --
- *     Write buffered records and fdatasync. */
+ *     Write buffered records and fdatasync.  A failed fdatasync is sticky:
+ *     later syncs of the file return the same error (the kernel may have
+ *     dropped the unwritten pages) until fs_clear or fs_compact replaces
+ *     the contents.  An error injected by the failpoint is not sticky. */
 int fs_sync(fs_file *f);
 
 /* fs_compact --
@@ -157,7 +167,12 @@ typedef struct fs_copy_stats {
  *     size), no allocation per row, one fdatasync of dst at the end.  Takes
  *     src's lock shared and dst's exclusive per batch, so readers proceed
  *     between batches.  hook (may be NULL) is called once, after the first
- *     batch is written; an error from it stops the copy and is returned.
+ *     batch is written (also when that batch wrote nothing), with no lock
+ *     held; an error from it stops the copy and is returned.  A copy that
+ *     fails part way leaves the batches already written in dst (indexed,
+ *     not synced); running it again completes it.  Errors: EINVAL (src ==
+ *     dst), ENOMEM, ENOSPC/EIO/EFBIG (from write or fdatasync),
+ *     LAYERED_CORRUPT (a src record fails its check), the hook's error.
  */
 int fs_copy(fs_file *src, fs_file *dst, int (*hook)(void *arg),
             void *hook_arg, fs_copy_stats *stats);
