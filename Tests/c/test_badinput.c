@@ -275,6 +275,7 @@ rlimit_child(const char *home, int fd)
     /* Still refused, still consistent. */
     CHECK_RET(EFBIG, layered_cursor_insert(c, "zz", 2, v, sizeof(v)));
     CHECK_OK(layered_cursor_search(c, "k000000", 7));
+    CHECK_OK(layered_close(conn));
     return 0;
 }
 
