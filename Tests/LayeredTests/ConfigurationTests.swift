@@ -31,7 +31,7 @@ import Testing
 
     @Test(arguments: [0, -1, 65, Int(Int32.max) + 1])
     func drainThreadsOutOfRangeIsEINVAL(threads: Int) async throws {
-        try await withTemporaryDirectory { directory in
+        await withTemporaryDirectory { directory in
             #expect(throws: LayeredError.EINVAL) {
                 try Database(url: directory.appendingPathComponent("home"),
                              configuration: Configuration(drainThreads: threads))
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func unreadableFailpointsAreEINVAL() async throws {
-        try await withTemporaryDirectory { directory in
+        await withTemporaryDirectory { directory in
             let home = directory.appendingPathComponent("home")
             #expect(throws: LayeredError.EINVAL) {
                 try Database(url: home, configuration: Configuration(failpoints: ["a;b": "off"]))
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func emptySharedDirectoryIsEINVAL() async throws {
-        try await withTemporaryDirectory { directory in
+        await withTemporaryDirectory { directory in
             #expect(throws: LayeredError.EINVAL) {
                 try Database(url: directory.appendingPathComponent("home"),
                              configuration: Configuration(sharedDirectory: ""))

@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func missingHomeWithoutCreateIsENOENT() async throws {
-        try await withTemporaryDirectory { directory in
+        await withTemporaryDirectory { directory in
             #expect(throws: LayeredError.ENOENT) {
                 try Database(url: directory.appendingPathComponent("home"),
                              configuration: Configuration(create: false))

@@ -40,6 +40,15 @@ import Testing
             #expect(message.contains("victim"))
             #expect(message.contains("step-up failed"))
             try expectPanickedForever(database, message: message, table: bystander)
+
+            // A new connection recovers: the bystander's rows are there, the victim is gone.
+            let reopened = try Database(url: directory.appendingPathComponent("home"))
+            #expect(try reopened.tables().map(\.name) == ["bystander"])
+            #expect(try reopened.table("bystander").get("k", as: String.self) == "v")
+            _ = try await reopened.stepUp()
+            #expect(try reopened.role == .leader)
+            #expect(try reopened.table("bystander").get("k", as: String.self) == "v")
+            try reopened.close()
         }
     }
 

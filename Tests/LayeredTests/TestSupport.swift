@@ -3,6 +3,7 @@ import Layered
 
 /// Runs `body` with a new, empty directory that is removed afterwards.  The database home is a
 /// directory inside it, so tests can also see what happens when the home is missing.
+@discardableResult
 func withTemporaryDirectory<Result>(_ body: (URL) async throws -> Result) async rethrows -> Result {
     let directory = FileManager.default.temporaryDirectory
         .appendingPathComponent("layered-tests-\(UUID().uuidString)")
@@ -12,6 +13,7 @@ func withTemporaryDirectory<Result>(_ body: (URL) async throws -> Result) async 
 }
 
 /// Runs `body` with a database opened in a fresh temporary home, closed afterwards.
+@discardableResult
 func withDatabase<Result>(
     _ configuration: Configuration = Configuration(),
     _ body: (Database, URL) async throws -> Result
