@@ -1728,16 +1728,19 @@ copy_prefetch(const struct copy_state *cs, const struct fs_node *n)
  * copy_link --
  *     Link a new dst node given its successor (captured when the batch was
  *     built): rows are applied in key order, so no row applied in between
- *     can have changed that successor.  Saves a descent per row.
+ *     can have changed that successor.  Saves a descent per row.  *tailp
+ *     caches dst's largest node (NULL: unknown) for appends at the end.
  */
 static void
-copy_link(fs_file *dst, struct fs_node *n, struct fs_node *succ)
+copy_link(fs_file *dst, struct fs_node *n, struct fs_node *succ,
+          struct fs_node **tailp)
 {
     struct fs_node *parent;
     int dir;
 
     if (succ == NULL) {
-        parent = RB_MAX(fs_tree, &dst->tree);
+        parent = *tailp != NULL ? *tailp : RB_MAX(fs_tree, &dst->tree);
+        *tailp = n;
         dir = 1;
     } else if (RB_LEFT(succ, rb) == NULL) {
         parent = succ;
@@ -1761,7 +1764,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
 {
     fs_file *src = cs->src, *dst = cs->dst;
     struct copy_op *op;
-    struct fs_node *n, *dn, *last = NULL, *ahead, *hint = NULL;
+    struct fs_node *n, *dn, *last = NULL, *ahead, *hint = NULL, *tail = NULL;
     struct rec_hdr h;
     struct iovec iov;
     const unsigned char *p, *direct = NULL;
@@ -1884,12 +1887,14 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
     }
     for (i = 0; i < nops; ++i) {
         op = &cs->ops[i];
-        if (op->type == REC_DEL)
+        if (op->type == REC_DEL) {
             idx_remove(dst, op->dst);
+            tail = NULL;
+        }
         else if (op->dst != NULL)
             idx_set(dst, op->dst, false, op->off, op->vlen, false);
         else {
-            copy_link(dst, op->fresh, op->succ);
+            copy_link(dst, op->fresh, op->succ, &tail);
             ++dst->entries;
             idx_set(dst, op->fresh, true, op->off, op->vlen, false);
             op->fresh = NULL;
