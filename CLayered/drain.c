@@ -187,6 +187,14 @@ drain_worker(void *arg)
                 t->drained_lsn = res.max_lsn;
             conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
         }
+        /* The connection's counters move as each table finishes, so a
+         * caller polling layered_stats sees the drain progress. */
+        if (ret == 0) {
+            (void)atomic_fetch_add(&conn->st_tables_drained, 1);
+            (void)atomic_fetch_add(&conn->st_rows_drained, res.rows);
+            (void)atomic_fetch_add(&conn->st_bytes_drained, res.bytes);
+        } else if (ret == LAYERED_NOTFOUND)
+            (void)atomic_fetch_add(&conn->st_tables_skipped, 1);
         (void)pthread_mutex_lock(&ctx->lock);
         if (ret == 0) {
             ctx->stats.tables_drained++;
@@ -291,6 +299,7 @@ drain_queue_scan(layered_conn *conn, const char *table)
                 TAILQ_REMOVE(&conn->drain_queue, item, link);
                 dh_release(item->ingest);
                 free(item);
+                (void)atomic_fetch_add(&conn->st_tables_skipped, 1);
                 if (conn->drain_ctx != NULL) {
                     (void)pthread_mutex_lock(&conn->drain_ctx->lock);
                     conn->drain_ctx->stats.tables_skipped++;
@@ -373,10 +382,6 @@ workers_done:
                            "(metadata)");
         }
     }
-    (void)atomic_fetch_add(&conn->st_tables_drained, ctx.stats.tables_drained);
-    (void)atomic_fetch_add(&conn->st_tables_skipped, ctx.stats.tables_skipped);
-    (void)atomic_fetch_add(&conn->st_rows_drained, ctx.stats.rows);
-    (void)atomic_fetch_add(&conn->st_bytes_drained, ctx.stats.bytes);
     if (ctx.error == 0)
         (void)atomic_fetch_add(&conn->st_step_ups, 1);
 
