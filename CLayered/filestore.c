@@ -165,6 +165,11 @@ struct fs_file {
     uint64_t rewrite_gen;
     bool tail_dirty;       /* a failed write left bytes past disk_end */
     int sync_error;        /* a real fdatasync failure, sticky */
+    /* wgen counts changes made to the file through fd (writes, truncates);
+     * synced_wgen is wgen as of the last successful sync.  Equal: nothing
+     * to sync, so closing or checkpointing a clean file costs no I/O. */
+    uint64_t wgen;
+    uint64_t synced_wgen;
 };
 
 /* Decoded record header. */
@@ -718,6 +723,7 @@ preadv_full(const fs_file *f, struct iovec *iov, int iovcnt, uint64_t off)
 static void
 fs_truncate_back(fs_file *f, uint64_t off)
 {
+    f->wgen++;
     if (ftruncate(f->fd, (off_t)off) != 0)
         f->tail_dirty = true;
     else
@@ -742,6 +748,7 @@ fs_write_at_end(fs_file *f, struct iovec *iov, int iovcnt)
     }
     if ((ret = fs_failpoint(f, "fs.write")) != 0)
         return (ret);
+    f->wgen++;
     if ((ret = pwritev_full(f->fd, iov, iovcnt, f->disk_end)) != 0)
         fs_truncate_back(f, f->disk_end);
     return (ret);
@@ -758,16 +765,21 @@ fs_datasync(fs_file *f)
 {
     int ret;
 
-    if ((ret = fs_failpoint(f, "fs.sync")) != 0)
-        return (ret);
+    uint64_t wgen = f->wgen;
+
     if (f->sync_error != 0)
         return (f->sync_error);
+    if (f->synced_wgen == wgen)
+        return (0); /* nothing written since the last sync */
+    if ((ret = fs_failpoint(f, "fs.sync")) != 0)
+        return (ret);
     if (fdatasync(f->fd) != 0) {
         f->sync_error = errno;
         fs_message(f, "file-store: %s: fdatasync failed: %s", f->path,
                    strerror(errno));
         return (f->sync_error);
     }
+    f->synced_wgen = wgen;
     return (0);
 }
 
@@ -969,6 +981,7 @@ fs_load(fs_file *f, uint64_t size)
                    "(%llu bytes): %s",
                    f->path, (unsigned long long)off,
                    (unsigned long long)(size - off), why);
+        f->wgen++;
         if (ftruncate(f->fd, (off_t)off) != 0)
             FS_ERR(errno);
         FS_ERR(fs_datasync(f));
@@ -1592,6 +1605,7 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     f->rewrite_gen = f->gen;
     f->tail_dirty = false;
     f->sync_error = 0;
+    f->synced_wgen = f->wgen; /* the new file was synced before the rename */
     if (compactedp != NULL)
         *compactedp = true;
     ret = fs_sync_dir(f->path);
@@ -1612,11 +1626,12 @@ err:
 }
 
 int
-fs_clear(fs_file *f)
+fs_clear(fs_file *f, unsigned flags)
 {
     int ret = 0;
 
     (void)pthread_rwlock_wrlock(&f->lock);
+    f->wgen++;
     if (ftruncate(f->fd, FILE_HDR_SIZE) != 0)
         FS_ERR(errno);
     f->end = f->disk_end = FILE_HDR_SIZE;
@@ -1624,7 +1639,8 @@ fs_clear(fs_file *f)
     f->max_lsn = 0;
     f->sync_error = 0;
     idx_reset(f);
-    ret = fs_datasync(f);
+    if (!(flags & FS_NOSYNC))
+        ret = fs_datasync(f);
 
 err:
     (void)pthread_rwlock_unlock(&f->lock);
@@ -1927,8 +1943,8 @@ err:
 }
 
 int
-fs_copy(fs_file *src, fs_file *dst, int (*hook)(void *arg), void *hook_arg,
-        fs_copy_stats *stats)
+fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
+        void *hook_arg, fs_copy_stats *stats)
 {
     struct copy_state cs;
     fs_copy_stats local;
@@ -1959,7 +1975,7 @@ fs_copy(fs_file *src, fs_file *dst, int (*hook)(void *arg), void *hook_arg,
         }
     }
 
-    if (stats->rows > 0) {
+    if (stats->rows > 0 && !(flags & FS_NOSYNC)) {
         (void)pthread_rwlock_wrlock(&dst->lock);
         ret = fs_datasync(dst);
         (void)pthread_rwlock_unlock(&dst->lock);
@@ -1995,4 +2011,34 @@ fs_empty(fs_file *f)
     empty = f->entries == 0;
     (void)pthread_rwlock_unlock(&f->lock);
     return (empty);
+}
+
+/*
+ * fs_sync_gen --
+ *     The file's write generation, read before an external sync (syncfs)
+ *     of its file system.
+ */
+uint64_t
+fs_sync_gen(fs_file *f)
+{
+    uint64_t g;
+
+    (void)pthread_rwlock_rdlock(&f->lock);
+    g = f->wgen;
+    (void)pthread_rwlock_unlock(&f->lock);
+    return (g);
+}
+
+/*
+ * fs_mark_synced --
+ *     An external sync that started after fs_sync_gen returned gen has
+ *     succeeded: everything written up to gen is durable.
+ */
+void
+fs_mark_synced(fs_file *f, uint64_t gen)
+{
+    (void)pthread_rwlock_wrlock(&f->lock);
+    if (f->synced_wgen < gen && f->disk_end == f->end)
+        f->synced_wgen = gen;
+    (void)pthread_rwlock_unlock(&f->lock);
 }

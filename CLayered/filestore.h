@@ -44,6 +44,11 @@ typedef struct fs_env {
 #define FS_CREATE 0x1  /* create the file if missing (with its header) */
 #define FS_EXCL 0x2    /* with FS_CREATE: EEXIST if the file exists */
 
+/* fs_copy / fs_clear flag: skip the final fdatasync; the caller makes the
+ * file durable itself (one syncfs for many files) and then reports it
+ * with fs_mark_synced. */
+#define FS_NOSYNC 0x1
+
 /*
  * fs_open --
  *     Open (or create) a file, cut a torn tail, build the index.  Raises
@@ -146,7 +151,7 @@ int fs_compact(fs_file *f, bool force, bool *compactedp);
 
 /* fs_clear --
  *     Remove every record: truncate to the header, empty the index, sync. */
-int fs_clear(fs_file *f);
+int fs_clear(fs_file *f, unsigned flags);
 
 /* Drain copy statistics */
 typedef struct fs_copy_stats {
@@ -174,8 +179,16 @@ typedef struct fs_copy_stats {
  *     dst), ENOMEM, ENOSPC/EIO/EFBIG (from write or fdatasync),
  *     LAYERED_CORRUPT (a src record fails its check), the hook's error.
  */
-int fs_copy(fs_file *src, fs_file *dst, int (*hook)(void *arg),
-            void *hook_arg, fs_copy_stats *stats);
+int fs_copy(fs_file *src, fs_file *dst, unsigned flags,
+            int (*hook)(void *arg), void *hook_arg, fs_copy_stats *stats);
+
+/* fs_sync_gen / fs_mark_synced --
+ *     For a caller that syncs many files at once with syncfs(2): read the
+ *     write generation before the sync, report it after the sync
+ *     succeeded, so fs_sync and fs_close know there is nothing left to
+ *     sync.  Writes made after fs_sync_gen stay unsynced. */
+uint64_t fs_sync_gen(fs_file *f);
+void fs_mark_synced(fs_file *f, uint64_t gen);
 
 /* Sizes and counts (a consistent snapshot under the lock). */
 typedef struct fs_info {

@@ -233,7 +233,12 @@ struct drain_ctx;
 struct drain_item {
     TAILQ_ENTRY(drain_item) link;
     struct dhandle *ingest; /* pinned */
+    struct dhandle *dst;    /* pinned after its copy, until the sync */
+    uint64_t ingest_bytes;  /* ingest size when queued: batch sizing */
+    uint64_t rows, bytes_copied, max_lsn;
+    int result;             /* 0, LAYERED_NOTFOUND (skipped) or error */
     bool in_flight;
+    bool read_locked;       /* READ_LOCK: ingest lock held */
     char table[LAYERED_NAME_MAX + 1];
 };
 TAILQ_HEAD(drain_queue, drain_item);

@@ -177,7 +177,7 @@ run_copy(fs_file *src, const char *dpath, fs_copy_stats *st)
     fs_file *dst = open_fresh(dpath, LAYERED_SYNC_WRITE);
     double t0 = now(), t;
 
-    BENCH_OK(fs_copy(src, dst, NULL, NULL, st));
+    BENCH_OK(fs_copy(src, dst, 0, NULL, NULL, st));
     t = now() - t0;
     BENCH_OK(fs_close(dst));
     if (st->rows != rows) {

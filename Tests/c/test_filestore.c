@@ -910,7 +910,7 @@ test_copy(const char *dir)
         if (i % 3 != 0)
             do_put(src, refs, idx, i, 1);
     hook_calls = 0;
-    CHECK_OK(fs_copy(src, dst, copy_hook, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, copy_hook, NULL, &st));
     CHECK(hook_calls == 1);
     CHECK(st.rows == n - (n + 2) / 3 && st.skipped == 0);
     fs_get_info(src, &si);
@@ -918,9 +918,9 @@ test_copy(const char *dir)
     CHECK(st.max_lsn == si.max_lsn && di.max_lsn == si.max_lsn);
     check_contents(dst, refs, idx, n);
     /* 2. Again: nothing to copy. */
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.rows == 0 && st.skipped == n - (n + 2) / 3);
-    CHECK_OK(fs_clear(src));
+    CHECK_OK(fs_clear(src, 0));
     CHECK(fs_empty(src));
 
     /* 3. A second round: the ingest gets new values, tombstones (for keys
@@ -954,18 +954,18 @@ test_copy(const char *dir)
     }
     for (i = 0; i < n; i += 7)
         refs[i].state = 1;
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.skipped > 0);
     check_contents(dst, refs, idx, n);
     /* Re-running after a "crash" before the clear copies nothing. */
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.rows == 0);
     CHECK_OK(fs_close(dst));
     CHECK_OK(fs_open(dpath, 0, &env, &dst));
     check_contents(dst, refs, idx, n);
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.rows == 0);
-    CHECK_OK(fs_clear(src));
+    CHECK_OK(fs_clear(src, 0));
 
     /* 4. Many rows (several batches), plus a value larger than the copy
      * buffer, into a dst with data. */
@@ -985,7 +985,7 @@ test_copy(const char *dir)
         }
         CHECK_OK(fs_put(src, "bulk-big", 8, big, 9u << 20, NULL));
         hook_calls = 0;
-        CHECK_OK(fs_copy(src, dst, copy_hook, NULL, &st));
+        CHECK_OK(fs_copy(src, dst, 0, copy_hook, NULL, &st));
         CHECK(hook_calls == 1);
         CHECK(st.rows == 150001);
         CHECK(st.bytes == 150000 * (13 + 100) + 8 + (9u << 20));
@@ -1005,22 +1005,22 @@ test_copy(const char *dir)
     }
     /* 5. A write failure in the copy stops it with the error; a re-run
      * finishes the job. */
-    CHECK_OK(fs_clear(dst));
+    CHECK_OK(fs_clear(dst, 0));
     fp_set("fs.write", ENOSPC, 1);
-    CHECK_RET(ENOSPC, fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_RET(ENOSPC, fs_copy(src, dst, 0, NULL, NULL, &st));
     fp_set(NULL, 0, 0);
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.rows == 150001);
     fs_get_info(dst, &di);
     CHECK(di.entries == 150001);
     /* A hook error stops the copy after its first batch; a re-run copies
      * the rest. */
-    CHECK_OK(fs_clear(dst));
+    CHECK_OK(fs_clear(dst, 0));
     hook_calls = 0;
-    CHECK_RET(EBUSY, fs_copy(src, dst, copy_hook, &hook_err, &st));
+    CHECK_RET(EBUSY, fs_copy(src, dst, 0, copy_hook, &hook_err, &st));
     CHECK(hook_calls == 1 && st.rows > 0 && st.rows < 150001);
     first = st.rows;
-    CHECK_OK(fs_copy(src, dst, NULL, NULL, &st));
+    CHECK_OK(fs_copy(src, dst, 0, NULL, NULL, &st));
     CHECK(st.rows == 150001 - first && st.skipped == first);
     fs_get_info(dst, &di);
     CHECK(di.entries == 150001);
@@ -1251,7 +1251,7 @@ test_clear(const char *dir)
     CHECK_OK(fs_put(f, "a", 1, "1", 1, NULL));
     CHECK_OK(fs_put(f, "b", 1, "2", 1, NULL));
     CHECK_OK(fs_seek(f, "a", 1, FS_EQ, &pos));
-    CHECK_OK(fs_clear(f));
+    CHECK_OK(fs_clear(f, 0));
     CHECK(fs_empty(f));
     CHECK(file_size(path) == 32);
     fs_get_info(f, &info);
