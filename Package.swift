@@ -42,6 +42,14 @@ let package = Package(
             dependencies: ["CLayered"],
             path: "Sources/Layered"
         ),
+        .executableTarget(
+            name: "layered-stress",
+            dependencies: [
+                "Layered",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/layered-stress"
+        ),
         .testTarget(
             name: "LayeredTests",
             dependencies: ["Layered"],

@@ -1,0 +1,190 @@
+import Foundation
+
+/// Operations the tool counts.
+enum Operation: String, CaseIterable {
+    case put, remove, get, scan, create, drop, checkpoint
+    case stepUp = "step-up"
+    case stepDown = "step-down"
+    case reopen
+    case crash = "kill+recover"
+}
+
+/// Where a drop landed relative to the drain of its table.
+enum DropTiming: String, CaseIterable {
+    /// The drop finished before the step-up began: the table was never queued.
+    case beforeStepUp = "before: step-up not started"
+    /// The step-up ran but at most `drain threads` items had been finished, so the table (at
+    /// queue position `i`) was provably still queued.
+    case stillQueued = "before: table still queued"
+    /// The drop returned `EBUSY` with none of the tool's own cursors on the table: the drain
+    /// held it.
+    case busyDraining = "during: EBUSY, drain held the table"
+    /// The step-up failed (panic) draining exactly this table.
+    case panicWindow = "during: hit the window, step-up panicked"
+    /// Succeeded while the step-up ran; the C API cannot say whether the table's drain had
+    /// finished.  Resolved in aggregate with the step-up's skip count.
+    case undeterminedSkipped = "undetermined, table skipped (before its open, or between copy and clear)"
+    case undeterminedAfter = "undetermined, table drained first (after)"
+    /// Succeeded while a step-up ran that then panicked (the panic leaves no skip count).
+    case panicCycle = "overlapped a step-up that panicked, order unknown"
+    /// Every queued item was finished when the drop started.
+    case afterDrained = "after: every table drained"
+    /// The drop started after the step-up returned.
+    case afterStepUp = "after: step-up finished"
+    /// Overlapped the step-up, but the table held no ingest data and was not queued.
+    case notQueued = "overlapped step-up, table not queued (no ingest data)"
+    /// `EBUSY` caused (or possibly caused) by one of the tool's own cursors.
+    case busyOwnCursor = "EBUSY from the tool's own cursor"
+
+    /// Whether a drop of this kind overlapped the drain of its table.
+    var overlapsDrain: Bool {
+        switch self {
+        case .stillQueued, .busyDraining, .panicWindow, .undeterminedSkipped, .undeterminedAfter,
+            .panicCycle, .afterDrained:
+            true
+        default: false
+        }
+    }
+}
+
+/// Every count and every violation of a run.  Thread-safe.
+final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var operations: [Operation: Int] = [:]
+    private var dropTimings: [DropTiming: Int] = [:]
+    private var violationCounts: [String: Int] = [:]
+    private(set) var violationSamples: [String] = []
+    private(set) var panicMessages: [String] = []
+    private(set) var firstViolationAt: Double?
+    private(set) var firstViolationCycle: Int?
+    let started = ContinuousClock.now
+
+    var tablesSkipped = 0
+    var tablesDrained = 0
+    var tablesQueued = 0
+    var rowsDrained: UInt64 = 0
+    var bytesDrained: UInt64 = 0
+    var drainTime: Duration = .zero
+    var busyDrops = 0
+    var busyRetries = 0
+    var cycles = 0
+    var childrenKilled = 0
+    var childrenFinished = 0
+    var acknowledgedBeforeKill = 0
+    var messages = 0
+    var cycle = 0
+
+    func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    func count(_ operation: Operation, _ n: Int = 1) {
+        withLock { operations[operation, default: 0] += n }
+    }
+
+    func count(_ timing: DropTiming, _ n: Int = 1) {
+        guard n > 0 else { return }
+        withLock { dropTimings[timing, default: 0] += n }
+    }
+
+    func operationCount(_ operation: Operation) -> Int {
+        withLock { operations[operation] ?? 0 }
+    }
+
+    var totalOperations: Int {
+        withLock { operations.values.reduce(0, +) }
+    }
+
+    var violations: Int {
+        withLock { violationCounts.values.reduce(0, +) }
+    }
+
+    var panics: Int {
+        withLock { panicMessages.count }
+    }
+
+    /// Records a broken invariant.
+    func violation(_ kind: String, _ detail: String) {
+        withLock {
+            violationCounts[kind, default: 0] += 1
+            if violationSamples.count < 20 {
+                violationSamples.append("cycle \(cycle): \(kind): \(detail)")
+            }
+            if firstViolationAt == nil {
+                firstViolationAt = (ContinuousClock.now - started).seconds
+                firstViolationCycle = cycle
+            }
+        }
+    }
+
+    /// Records a panic of one connection (each connection panics at most once).
+    func panic(_ message: String) {
+        withLock { panicMessages.append("cycle \(cycle): \(message)") }
+        violation("panic", message)
+    }
+
+    /// The end-of-run report.
+    func report(options: RunSettings, elapsed: Duration, digest: UInt64) -> String {
+        withLock {
+            var lines: [String] = []
+            let seconds = max(elapsed.seconds, 0.001)
+            func row(_ label: String, _ text: String) {
+                lines.append(label.padding(toLength: 16, withPad: " ", startingAt: 0) + text)
+            }
+            let total = operations.values.reduce(0, +)
+            lines.append("")
+            lines.append("== layered-stress report")
+            row("seed", "\(options.seed)  (replay: --seed \(options.seed)\(options.replayHint))")
+            row("schedule", String(format: "digest %016llx over %d cycles", digest, cycles))
+            row("policy", "\(options.policy.rawValue), \(options.drainThreads) drain threads, failpoints: "
+                + (options.failpoints.isEmpty ? "none" : options.failpoints.joined(separator: ";")))
+            row("duration", String(format: "%.1f s, %d cycles", seconds, cycles))
+            row("operations", Operation.allCases.map { "\($0.rawValue) \(operations[$0] ?? 0)" }
+                .joined(separator: ", "))
+            row("throughput", String(format: "%.0f ops/s; drains: %llu rows, %.1f MiB in %.2f s (%.0f rows/s)",
+                Double(total) / seconds, rowsDrained, Double(bytesDrained) / 1_048_576,
+                drainTime.seconds, drainTime.seconds > 0 ? Double(rowsDrained) / drainTime.seconds : 0))
+            row("drains", "tables queued \(tablesQueued), drained \(tablesDrained), skipped \(tablesSkipped)")
+            let drops = dropTimings.values.reduce(0, +)
+            let overlapping = dropTimings.filter { $0.key.overlapsDrain }.values.reduce(0, +)
+            row("drops", "\(drops) classified, \(overlapping) overlapped the drain of their table")
+            for timing in DropTiming.allCases {
+                lines.append("                  \(String(dropTimings[timing] ?? 0).leftPadded(6))  \(timing.rawValue)")
+            }
+            row("EBUSY", "\(busyDrops) drops refused, \(busyRetries) retries")
+            row("kill -9", "\(childrenKilled) children killed mid-cycle (\(acknowledgedBeforeKill) writes acknowledged before the kill), \(childrenFinished) finished first")
+            row("panics", "\(panicMessages.count)")
+            for message in panicMessages.prefix(5) {
+                lines.append("                  \(message)")
+            }
+            let violations = violationCounts.values.reduce(0, +)
+            row("violations", "\(violations)")
+            for (kind, count) in violationCounts.sorted(by: { $0.key < $1.key }) {
+                lines.append("                  \(String(count).leftPadded(6))  \(kind)")
+            }
+            for sample in violationSamples.prefix(10) {
+                lines.append("                  \(sample)")
+            }
+            if let firstViolationAt, let firstViolationCycle {
+                row("first failure", String(format: "after %.1f s, in cycle %d", firstViolationAt, firstViolationCycle))
+            }
+            row("result", violations == 0 ? "PASS: every invariant held" : "FAIL")
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
