@@ -74,7 +74,7 @@ struct drain_ctx {
  * under READ_LOCK its read lock is held from before the copy until after
  * its clear.
  */
-#define DRAIN_BATCH_MAX 512
+#define DRAIN_BATCH_MAX 1024
 #define DRAIN_BATCH_BYTES (64u << 20)
 
 static int

@@ -93,6 +93,8 @@
  * per-batch op array is COPY_BATCH_ROWS * 24 bytes). */
 #define COPY_BUF_SIZE (8u * 1024 * 1024)
 #define COPY_BATCH_ROWS 65536
+/* Sources up to this size are read into memory rather than mapped. */
+#define COPY_READ_MAX (1024u * 1024)
 /* fs_copy walks src's records in key order, which is random file order:
  * it prefetches the records of the rows this far ahead. */
 #define COPY_PREFETCH 8
@@ -817,6 +819,8 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
     int ret;
 
     if (f->env.sync == LAYERED_SYNC_NONE && len <= WBUF_SIZE) {
+        if (f->wbuf == NULL && (f->wbuf = malloc(WBUF_SIZE)) == NULL)
+            return (ENOMEM);
         if (f->end - f->disk_end + len > WBUF_SIZE)
             FS_RET(fs_flush(f));
         p = f->wbuf + (f->end - f->disk_end);
@@ -1075,9 +1079,8 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
     }
     if ((f->path = strdup(path)) == NULL)
         FS_ERR(ENOMEM);
-    if (f->env.sync == LAYERED_SYNC_NONE &&
-        (f->wbuf = malloc(WBUF_SIZE)) == NULL)
-        FS_ERR(ENOMEM);
+    /* The write buffer (LAYERED_SYNC_NONE) is allocated by the first
+     * buffered write: most opened files are only read or drained. */
 
     for (;;) {
         if ((f->fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) {
@@ -1664,8 +1667,11 @@ struct copy_state {
     fs_file *src, *dst;
     const unsigned char *map;   /* src mapped read-only, [0, map_len) */
     uint64_t map_len, map_gen;
+    bool map_heap;              /* map is a malloc'ed copy, not a mapping */
     unsigned char *buf;
+    size_t buf_size;
     struct copy_op *ops;
+    size_t ops_max;
     unsigned char *key;         /* the last src key done (resume point) */
     size_t klen;
     bool have_key;
@@ -1674,6 +1680,22 @@ struct copy_state {
     bool started;
     uint64_t dst_start_lsn;
 };
+
+/*
+ * copy_unmap --
+ *     Release the view of src.
+ */
+static void
+copy_unmap(struct copy_state *cs)
+{
+    if (cs->map == NULL)
+        return;
+    if (cs->map_heap)
+        free((void *)cs->map);
+    else
+        (void)munmap((void *)cs->map, (size_t)cs->map_len);
+    cs->map = NULL;
+}
 
 /*
  * copy_map --
@@ -1685,18 +1707,32 @@ copy_map(struct copy_state *cs)
 {
     fs_file *src = cs->src;
     void *m;
+    int ret;
 
     if (cs->map != NULL && cs->map_gen == src->rewrite_gen &&
         cs->map_len >= src->disk_end)
         return (0);
-    if (cs->map != NULL) {
-        (void)munmap((void *)cs->map, (size_t)cs->map_len);
-        cs->map = NULL;
+    copy_unmap(cs);
+    if (src->disk_end <= COPY_READ_MAX) {
+        /* A small file: one pread costs less than mapping and unmapping
+         * it (page faults and a TLB shootdown per table). */
+        struct iovec iov;
+        if ((m = malloc((size_t)src->disk_end)) == NULL)
+            return (ENOMEM);
+        iov.iov_base = m;
+        iov.iov_len = (size_t)src->disk_end;
+        if ((ret = preadv_full(src, &iov, 1, 0)) != 0) {
+            free(m);
+            return (ret);
+        }
+        cs->map_heap = true;
+    } else {
+        if ((m = mmap(NULL, (size_t)src->disk_end, PROT_READ, MAP_SHARED,
+                      src->fd, 0)) == MAP_FAILED)
+            return (errno);
+        (void)madvise(m, (size_t)src->disk_end, MADV_WILLNEED);
+        cs->map_heap = false;
     }
-    if ((m = mmap(NULL, (size_t)src->disk_end, PROT_READ, MAP_SHARED, src->fd,
-                  0)) == MAP_FAILED)
-        return (errno);
-    (void)madvise(m, (size_t)src->disk_end, MADV_WILLNEED);
     cs->map = m;
     cs->map_len = src->disk_end;
     cs->map_gen = src->rewrite_gen;
@@ -1813,7 +1849,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
         ahead = RB_NEXT(fs_tree, &src->tree, ahead);
     }
 
-    for (steps = 0; n != NULL && steps < COPY_BATCH_ROWS;
+    for (steps = 0; n != NULL && steps < cs->ops_max;
          ++steps, last = n, n = RB_NEXT(fs_tree, &src->tree, n)) {
         if (ahead != NULL) {
             copy_prefetch(cs, ahead);
@@ -1857,7 +1893,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
                 continue;
             }
         }
-        if (rlen > COPY_BUF_SIZE - used) {
+        if (rlen > cs->buf_size - used) {
             if (nops > 0)
                 break;  /* the next batch starts with this row */
             /* Larger than the whole buffer: written straight from src. */
@@ -1948,6 +1984,8 @@ fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
 {
     struct copy_state cs;
     fs_copy_stats local;
+    fs_info info;
+    size_t nops;
     bool done = false, first = true;
     int ret = 0;
 
@@ -1959,8 +1997,18 @@ fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
     memset(&cs, 0, sizeof(cs));
     cs.src = src;
     cs.dst = dst;
-    if ((cs.buf = malloc(COPY_BUF_SIZE)) == NULL ||
-        (cs.ops = malloc(COPY_BATCH_ROWS * sizeof(*cs.ops))) == NULL ||
+    /* Buffers sized to the source, so a small table costs small
+     * allocations: the output is never larger than src's records. */
+    fs_get_info(src, &info);
+    cs.buf_size = info.file_bytes < COPY_BUF_SIZE ? (size_t)info.file_bytes
+                                                  : COPY_BUF_SIZE;
+    if (cs.buf_size < 4096)
+        cs.buf_size = 4096;
+    nops = info.entries + 1 < COPY_BATCH_ROWS ? (size_t)info.entries + 1
+                                               : COPY_BATCH_ROWS;
+    cs.ops_max = nops;
+    if ((cs.buf = malloc(cs.buf_size)) == NULL ||
+        (cs.ops = malloc(nops * sizeof(*cs.ops))) == NULL ||
         (cs.key = malloc(LAYERED_KEY_MAX)) == NULL)
         FS_ERR(ENOMEM);
 
@@ -1982,8 +2030,7 @@ fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
     }
 
 err:
-    if (cs.map != NULL)
-        (void)munmap((void *)cs.map, (size_t)cs.map_len);
+    copy_unmap(&cs);
     free(cs.buf);
     free(cs.ops);
     free(cs.key);
