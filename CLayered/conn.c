@@ -116,6 +116,8 @@ conn_free(layered_conn *conn)
     (void)pthread_mutex_destroy(&conn->schema_lock);
     (void)pthread_mutex_destroy(&conn->drain_lock);
     (void)pthread_mutex_destroy(&conn->sessions_lock);
+    (void)pthread_mutex_destroy(&conn->maint_lock);
+    (void)pthread_cond_destroy(&conn->maint_cond);
     free(conn->home);
     free(conn->shared_dir);
     free(conn);
@@ -147,7 +149,8 @@ layered_open(const char *home, const layered_config *cfg,
         cfg->drain_policy < LAYERED_DRAIN_SKIP_MISSING ||
         cfg->drain_policy > LAYERED_DRAIN_UNPROTECTED ||
         cfg->sync < LAYERED_SYNC_NONE || cfg->sync > LAYERED_SYNC_FSYNC ||
-        (cfg->shared_dir != NULL && *cfg->shared_dir == '\0'))
+        (cfg->shared_dir != NULL && *cfg->shared_dir == '\0') ||
+        cfg->offload_idle_ms < 0 || cfg->maintenance_interval_ms < 0)
         return EINVAL;
     layered_rcu_enter();
 
@@ -159,6 +162,14 @@ layered_open(const char *home, const layered_config *cfg,
     (void)pthread_mutex_init(&conn->schema_lock, NULL);
     (void)pthread_mutex_init(&conn->drain_lock, NULL);
     (void)pthread_mutex_init(&conn->sessions_lock, NULL);
+    (void)pthread_mutex_init(&conn->maint_lock, NULL);
+    {
+        pthread_condattr_t ca;
+        (void)pthread_condattr_init(&ca);
+        (void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        (void)pthread_cond_init(&conn->maint_cond, &ca);
+        (void)pthread_condattr_destroy(&ca);
+    }
     /* Step-up must not starve behind a stream of writers. */
     (void)pthread_rwlockattr_init(&rwa);
     (void)pthread_rwlockattr_setkind_np(
@@ -174,6 +185,10 @@ layered_open(const char *home, const layered_config *cfg,
         return ret;
     }
     conn->drain_threads = cfg->drain_threads;
+    conn->offload_idle_ms = cfg->offload_idle_ms;
+    conn->maintenance_interval_ms = cfg->maintenance_interval_ms > 0
+                                        ? cfg->maintenance_interval_ms
+                                        : 1000;
     conn->drain_policy = cfg->drain_policy;
     conn->sync = cfg->sync;
     conn->panic_handler = cfg->panic_handler;
@@ -215,7 +230,9 @@ layered_open(const char *home, const layered_config *cfg,
     ERR(open_dir(conn->shared_dir, cfg->create != 0, &conn->shared_fd));
     ERR(dh_table_create(conn));
     ERR(meta_load(conn));
+    ERR(lifecycle_recover(conn));
     stable_size_at_open(conn);
+    ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;
 
@@ -234,6 +251,7 @@ layered_close(layered_conn *conn)
         return EINVAL;
     layered_rcu_enter();
     fp_release_all(&conn->fps);
+    lifecycle_stop(conn);
     while ((s = TAILQ_FIRST(&conn->sessions)) != NULL)
         (void)layered_session_close(s);
     tret = dh_close_all(conn);
@@ -275,6 +293,11 @@ layered_stats(layered_conn *conn, layered_conn_stats *st)
     st->bytes_drained = atomic_load(&conn->st_bytes_drained);
     st->inserts = atomic_load(&conn->st_inserts);
     st->removes = atomic_load(&conn->st_removes);
+    st->archives = atomic_load(&conn->st_archives);
+    st->unarchives = atomic_load(&conn->st_unarchives);
+    st->restores = atomic_load(&conn->st_restores);
+    st->offloads = atomic_load(&conn->st_offloads);
+    st->offloads_refused = atomic_load(&conn->st_offloads_refused);
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     st->tables = conn->ntables;
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);

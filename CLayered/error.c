@@ -21,6 +21,9 @@ layered_strerror(int error)
         return "LAYERED_CORRUPT: a file is damaged";
     case LAYERED_NOT_ARCHIVED:
         return "LAYERED_NOT_ARCHIVED: the table is not archived";
+    case LAYERED_IN_PROGRESS:
+        return "LAYERED_IN_PROGRESS: an offload or restore of the table is "
+               "under way";
     }
     if (error > 0)
         /* strerror() of glibc returns a static or thread-local string for

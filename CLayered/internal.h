@@ -197,9 +197,19 @@ void dh_name(char *buf, size_t len, const char *table, bool ingest);
 /* ---- tables and metadata (layered.c, meta.c) ---- */
 struct table {
     RB_ENTRY(table) link;
-    int state;           /* LAYERED_TABLE_* */
+    int state;           /* LAYERED_TABLE_*; schema lock */
     bool dropping;       /* a drop is past its point of no return */
     uint64_t drained_lsn; /* highest ingest LSN its stable holds */
+    /* The arbiter (lifecycle.c): the table's metadata-update queue lock,
+     * taken after the schema lock, never before.  It protects the four
+     * fields below; whoever takes it first decides between an offload and
+     * an unarchive. */
+    pthread_mutex_t arbiter;
+    bool pending_archived; /* archived in the intended metadata */
+    bool durable_archived; /* archived in the metadata on disk */
+    bool shutting_down;    /* an offload has ruled: no unarchive now */
+    bool unarchiving;      /* a restore from the shared store runs */
+    uint64_t archived_at_ns;
     char name[];
 };
 RB_HEAD(table_tree, table);
@@ -227,6 +237,19 @@ int meta_snapshot(layered_conn *conn);
 /* Remove a table's files and sync both directories. */
 int meta_unlink_table(layered_conn *conn, const char *name);
 void meta_close(layered_conn *conn);
+
+/* ---- lifecycle (lifecycle.c) ---- */
+int lifecycle_start(layered_conn *conn);
+void lifecycle_stop(layered_conn *conn);
+/* Open-time recovery: finish offloads a crash interrupted; derive the
+ * arbiter fields from the durable state.  Schema lock held. */
+int lifecycle_recover(layered_conn *conn);
+/* Drop's check: EBUSY while an offload or restore runs.  Schema lock
+ * held. */
+int lifecycle_drop_check(struct table *t);
+/* Create an empty constituent file, replacing an orphan (layered.c). */
+int create_file(layered_conn *conn, int dirfd, const char *dir,
+                const char *name, const char *suffix);
 
 /* ---- drain queue (drain.c) ---- */
 struct drain_ctx;
@@ -330,7 +353,17 @@ struct layered_conn {
     _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
         st_compactions, st_step_ups, st_step_downs, st_tables_drained,
         st_tables_skipped, st_rows_drained, st_bytes_drained, st_inserts,
-        st_removes;
+        st_removes, st_archives, st_unarchives, st_restores, st_offloads,
+        st_offloads_refused;
+
+    /* lifecycle.c: the maintenance thread (auto-offload) */
+    int offload_idle_ms;
+    int maintenance_interval_ms;
+    pthread_t maint_tid;
+    bool maint_running;
+    bool maint_stop;
+    pthread_mutex_t maint_lock; /* leaf */
+    pthread_cond_t maint_cond;
 };
 
 /* panic.c */

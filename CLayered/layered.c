@@ -76,6 +76,7 @@ table_insert(layered_conn *conn, const char *name, int state,
         return ENOMEM;
     memcpy(t->name, name, n + 1);
     t->state = state;
+    (void)pthread_mutex_init(&t->arbiter, NULL);
     (void)RB_INSERT(table_tree, &conn->tables, t);
     conn->ntables++;
     *tp = t;
@@ -87,6 +88,7 @@ table_free(layered_conn *conn, struct table *t)
 {
     (void)RB_REMOVE(table_tree, &conn->tables, t);
     conn->ntables--;
+    (void)pthread_mutex_destroy(&t->arbiter);
     free(t);
 }
 
@@ -114,7 +116,7 @@ parse_create_config(const char *config, bool *exclusivep)
  *     Create one empty constituent file, replacing an orphan left by a
  *     crash between a create's file creation and its metadata record.
  */
-static int
+int
 create_file(layered_conn *conn, int dirfd, const char *dir, const char *name,
             const char *suffix)
 {
@@ -249,6 +251,7 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         ret = (flags & LAYERED_DROP_FORCE) ? 0 : ENOENT;
         goto err;
     }
+    ERR(lifecycle_drop_check(t));
     if (conn->drain_policy == LAYERED_DRAIN_QUEUE_SCAN)
         ERR(drain_queue_scan(conn, name));
     lock_order_acquire(LOCK_DHANDLE);

@@ -51,7 +51,9 @@ extern "C" {
 #define LAYERED_CORRUPT (-31802)
 /** An offload found that the table is no longer archived. */
 #define LAYERED_NOT_ARCHIVED (-31803)
-#define LAYERED_ERROR_MIN (-31803)
+/** An offload or a restore of the table is already under way. */
+#define LAYERED_IN_PROGRESS (-31804)
+#define LAYERED_ERROR_MIN (-31804)
 
 /** Largest key, in bytes.  Keys are 1 to LAYERED_KEY_MAX bytes. */
 #define LAYERED_KEY_MAX 65535
@@ -150,6 +152,12 @@ typedef struct layered_config {
      * layered_failpoint_set); also read from the LAYERED_FAILPOINTS
      * environment variable, which is applied after this string.  NULL: none. */
     const char *failpoints;
+    /** Auto-offload: a maintenance thread offloads tables that have been
+     * archived for at least this long (ms) with no cursor open.  0 (the
+     * default): no maintenance thread. */
+    int offload_idle_ms;
+    /** How often the maintenance thread looks (ms); default 1000. */
+    int maintenance_interval_ms;
 } layered_config;
 
 /** Statistics of a connection, from layered_stats(). */
@@ -179,6 +187,12 @@ typedef struct layered_conn_stats {
     uint64_t bytes_drained;     /**< key + value bytes copied by drains */
     uint64_t inserts;           /**< successful cursor inserts */
     uint64_t removes;           /**< successful cursor removes */
+    uint64_t archives;          /**< tables archived */
+    uint64_t unarchives;        /**< tables unarchived (restores included) */
+    uint64_t restores;          /**< offloaded tables brought back */
+    uint64_t offloads;          /**< tables offloaded (explicit and auto) */
+    uint64_t offloads_refused;  /**< auto-offloads the arbiter refused
+                                     (LAYERED_NOT_ARCHIVED) */
 } layered_conn_stats;
 
 /** What one step-up did, from layered_step_up(). */
@@ -419,6 +433,45 @@ int layered_cursor_reset(layered_cursor *cursor);
 int layered_cursor_close(layered_cursor *cursor);
 
 /**
+ * Archive a table: it stays readable and writable, and becomes a candidate
+ * for offload.  The metadata is durable before this returns.
+ * @param[in] uri "layered:NAME"
+ * @return 0 (also when already archived or offloaded), EINVAL, ENOENT,
+ * LAYERED_IN_PROGRESS (an offload or restore is under way; retry),
+ * ENOSPC/EIO (nothing changed), LAYERED_PANIC.
+ */
+int layered_archive(layered_session *session, const char *uri);
+
+/**
+ * Unarchive a table.  An archived table becomes active at once; an
+ * offloaded one is brought back from the shared store with all its data.
+ * Takes the table's arbiter lock: an offload that has not yet ruled will
+ * then find the table not archived (LAYERED_NOT_ARCHIVED); one that has
+ * already ruled makes this call fail with EAGAIN, and a retry after the
+ * offload restores the table.  The metadata is durable before this
+ * returns.
+ * @return 0 (also when already active), EINVAL, ENOENT, EAGAIN (an offload
+ * is shutting the table down: retry), LAYERED_IN_PROGRESS (another
+ * restore is under way), ENOSPC/EIO, LAYERED_PANIC.
+ */
+int layered_unarchive(layered_session *session, const char *uri);
+
+/**
+ * Offload an archived table: close its handles, remove its local state
+ * (the ingest constituent, which must be empty), keep its stable data in
+ * the shared store, and record it as offloaded.  The table's arbiter lock
+ * decides against a concurrent unarchive; only after it has ruled does
+ * the table enter the irreversible stopping state.
+ * @return 0 (also when already offloaded), EINVAL, ENOENT,
+ * LAYERED_NOT_ARCHIVED (archived neither in the pending nor the durable
+ * metadata: an unarchive came first), LAYERED_IN_PROGRESS (an offload or
+ * restore is under way), EBUSY (a cursor or drain holds the table, or its
+ * ingest holds rows not yet drained; nothing changed), ENOSPC/EIO,
+ * LAYERED_PANIC.
+ */
+int layered_offload(layered_session *session, const char *uri);
+
+/**
  * Set a failpoint.  Names used by the library:
  *   "drain.queued"           step-up, after queuing the drain items,
  *                            before any worker takes one
@@ -431,6 +484,17 @@ int layered_cursor_close(layered_cursor *cursor);
  *   "drop.before_exclusive"  a drop, before it takes the exclusive locks
  *   "drop.after_remove"      a drop, after removing the files, before the
  *                            metadata update
+ *   "offload.decided"        the auto-offload task, after choosing tables
+ *                            from its snapshot, before acting on them
+ *   "offload.before_arbiter" an offload, before the arbiter lock
+ *   "offload.after_arbiter"  an offload that has won the arbiter, before
+ *                            the table enters the stopping state
+ *   "offload.after_stopping" an offload, after the stopping state is
+ *                            durable (schema lock held: crash tests)
+ *   "offload.after_remove"   an offload, after removing the local files,
+ *                            before recording the table as offloaded
+ *                            (schema lock held: crash tests)
+ *   "unarchive.before_lock"  an unarchive, before the arbiter lock
  *   "fs.write"               any file write (use return(ERR) to inject
  *                            ENOSPC or EIO)
  *   "fs.sync"                any file sync
