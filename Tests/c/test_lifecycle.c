@@ -1,0 +1,439 @@
+/*
+ * test_lifecycle.c -- archive, offload and unarchive, and the race between
+ * the auto-offload task and a user's unarchive, forced in both orderings
+ * with failpoints that pause:
+ *   1. unarchive wins: the task decided from its snapshot and is paused;
+ *      the unarchive succeeds; the offload then refuses
+ *      (LAYERED_NOT_ARCHIVED), the table is active and readable, and
+ *      archiving it again lets it be offloaded normally;
+ *   2. offload wins: the unarchive is paused before the arbiter while the
+ *      offload takes it; the unarchive gets EAGAIN; after the offload a
+ *      retry restores the table with all its rows;
+ *   3. a crash at each step of an offload: after reopen the table is
+ *      archived or offloaded, never lost, and restorable;
+ *   4. offload against drop and against the step-up drain of the same
+ *      table: no panic, no stuck state.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define ROWS 500
+
+static layered_conn *
+open_db(const char *home, int role, int idle_ms)
+{
+    layered_config cfg;
+    layered_conn *conn;
+
+    layered_config_init(&cfg);
+    cfg.role = role;
+    cfg.offload_idle_ms = idle_ms;
+    cfg.maintenance_interval_ms = 5;
+    CHECK_OK(layered_open(home, &cfg, &conn));
+    return conn;
+}
+
+static void
+fill(layered_session *s, const char *uri, int n)
+{
+    layered_cursor *c;
+    char k[32], v[32];
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "key%05d", i);
+        snprintf(v, sizeof(v), "val%05d", i);
+        CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
+    }
+    CHECK_OK(layered_cursor_close(c));
+}
+
+static void
+check_rows_total(layered_session *s, const char *uri, int n, int total)
+{
+    layered_cursor *c;
+    const void *v;
+    size_t vlen;
+    char k[32], want[32];
+    int i, count = 0;
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    for (i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "key%05d", i);
+        snprintf(want, sizeof(want), "val%05d", i);
+        CHECK_OK(layered_cursor_search(c, k, strlen(k)));
+        CHECK_OK(layered_cursor_get(c, NULL, NULL, &v, &vlen));
+        CHECK(vlen == strlen(want) && memcmp(v, want, vlen) == 0);
+    }
+    CHECK_OK(layered_cursor_reset(c));
+    while (layered_cursor_next(c) == 0)
+        count++;
+    CHECK(count == total);
+    CHECK_OK(layered_cursor_close(c));
+}
+
+static void
+check_rows(layered_session *s, const char *uri, int n)
+{
+    check_rows_total(s, uri, n, n);
+}
+
+static int
+state_of(layered_session *s, const char *uri)
+{
+    int state;
+
+    CHECK_OK(layered_table_state(s, uri, &state));
+    return state;
+}
+
+static void
+wait_state(layered_session *s, const char *uri, int want)
+{
+    uint64_t deadline = tu_now_ns() + 30ull * 1000000000ull;
+
+    while (state_of(s, uri) != want) {
+        CHECK(tu_now_ns() < deadline);
+        usleep(1000);
+    }
+}
+
+/* The leader owns stable: tables are filled as leader so the ingest is
+ * empty and the table can be offloaded. */
+static char *
+make_db(const char *tag)
+{
+    char *home = tu_mkdtemp(tag);
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    layered_session *s;
+
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_create(s, "layered:t", NULL));
+    fill(s, "layered:t", ROWS);
+    CHECK_OK(layered_close(conn));
+    return home;
+}
+
+static void
+test_api(void)
+{
+    char *home = make_db("life-api"), path[4096];
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    layered_session *s;
+    layered_cursor *c;
+    layered_conn_stats st;
+    struct stat sb;
+
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_RET(EINVAL, layered_archive(NULL, "layered:t"));
+    CHECK_RET(EINVAL, layered_archive(s, "bad"));
+    CHECK_RET(ENOENT, layered_archive(s, "layered:none"));
+    CHECK_RET(ENOENT, layered_offload(s, "layered:none"));
+    CHECK_RET(ENOENT, layered_unarchive(s, "layered:none"));
+    CHECK_RET(LAYERED_NOT_ARCHIVED, layered_offload(s, "layered:t"));
+    CHECK_OK(layered_unarchive(s, "layered:t")); /* already active */
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
+    check_rows(s, "layered:t", ROWS); /* archived tables stay readable */
+    /* A cursor open: the offload refuses and changes nothing. */
+    CHECK_OK(layered_cursor_open(s, "layered:t", &c));
+    CHECK_RET(EBUSY, layered_offload(s, "layered:t"));
+    CHECK_OK(layered_cursor_close(c));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
+    CHECK_OK(layered_offload(s, "layered:t"));
+    CHECK_OK(layered_offload(s, "layered:t"));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_OFFLOADED);
+    snprintf(path, sizeof(path), "%s/t.ingest", home);
+    CHECK(stat(path, &sb) != 0 && errno == ENOENT);
+    CHECK_RET(ENOENT, layered_cursor_open(s, "layered:t", &c));
+    /* Offloaded is durable and survives reopen. */
+    CHECK_OK(layered_close(conn));
+    conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_OFFLOADED);
+    CHECK_OK(layered_unarchive(s, "layered:t"));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ACTIVE);
+    check_rows(s, "layered:t", ROWS);
+    CHECK_OK(layered_stats(conn, &st));
+    CHECK(st.restores == 1 && st.unarchives == 1);
+    /* An offloaded table can be dropped. */
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_offload(s, "layered:t"));
+    CHECK_OK(layered_drop(s, "layered:t", 0));
+    snprintf(path, sizeof(path), "%s/shared/t.stable", home);
+    CHECK(stat(path, &sb) != 0 && errno == ENOENT);
+    CHECK_OK(layered_close(conn));
+    tu_rmdir(home);
+    free(home);
+}
+
+/* 1. The auto-offload decided, then the user unarchived. */
+static void
+test_unarchive_wins(void)
+{
+    char *home = make_db("life-unarchive-wins");
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER, 1);
+    layered_session *s;
+    layered_conn_stats st;
+
+    printf("  unarchive wins against a paused auto-offload\n");
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_failpoint_set(conn, "offload.decided", "pause"));
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_failpoint_wait(conn, "offload.decided", 30000));
+    CHECK_OK(layered_unarchive(s, "layered:t"));
+    CHECK_OK(layered_failpoint_set(conn, "offload.decided", "off"));
+    /* The task tries its stale decision and is refused. */
+    {
+        uint64_t deadline = tu_now_ns() + 30ull * 1000000000ull;
+        do {
+            CHECK(tu_now_ns() < deadline);
+            usleep(1000);
+            CHECK_OK(layered_stats(conn, &st));
+        } while (st.offloads_refused == 0);
+    }
+    CHECK(st.offloads == 0);
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ACTIVE);
+    check_rows(s, "layered:t", ROWS);
+    fill(s, "layered:t", ROWS); /* and writable */
+    /* Nothing was poisoned: archive again and the task offloads it. */
+    CHECK_OK(layered_archive(s, "layered:t"));
+    wait_state(s, "layered:t", LAYERED_TABLE_OFFLOADED);
+    CHECK_OK(layered_unarchive(s, "layered:t"));
+    check_rows(s, "layered:t", ROWS);
+    CHECK_OK(layered_close(conn));
+    tu_rmdir(home);
+    free(home);
+}
+
+struct call {
+    pthread_t tid;
+    layered_session *s;
+    int ret;
+};
+
+static void *
+unarchive_thread(void *arg)
+{
+    struct call *c = arg;
+
+    c->ret = layered_unarchive(c->s, "layered:t");
+    return NULL;
+}
+
+static void *
+offload_thread(void *arg)
+{
+    struct call *c = arg;
+
+    c->ret = layered_offload(c->s, "layered:t");
+    return NULL;
+}
+
+/* 2. The offload took the arbiter while the unarchive was paused. */
+static void
+test_offload_wins(void)
+{
+    char *home = make_db("life-offload-wins");
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    layered_session *s;
+    struct call un, off;
+
+    printf("  offload wins against a paused unarchive\n");
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_session_open(conn, &un.s));
+    CHECK_OK(layered_session_open(conn, &off.s));
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_failpoint_set(conn, "unarchive.before_lock", "pause"));
+    CHECK_OK(layered_failpoint_set(conn, "offload.after_arbiter", "pause"));
+    CHECK(pthread_create(&un.tid, NULL, unarchive_thread, &un) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, "unarchive.before_lock", 30000));
+    CHECK(pthread_create(&off.tid, NULL, offload_thread, &off) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, "offload.after_arbiter", 30000));
+    /* A second offload or a drop while this one runs: clear errors. */
+    CHECK_RET(LAYERED_IN_PROGRESS, layered_offload(s, "layered:t"));
+    CHECK_RET(EBUSY, layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_OK(layered_failpoint_set(conn, "unarchive.before_lock", "off"));
+    CHECK(pthread_join(un.tid, NULL) == 0);
+    CHECK_RET(EAGAIN, un.ret); /* retryable */
+    CHECK_OK(layered_failpoint_set(conn, "offload.after_arbiter", "off"));
+    CHECK(pthread_join(off.tid, NULL) == 0);
+    CHECK_OK(off.ret);
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_OFFLOADED);
+    CHECK_OK(layered_unarchive(s, "layered:t")); /* the retry restores */
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ACTIVE);
+    check_rows(s, "layered:t", ROWS);
+    CHECK_OK(layered_close(conn));
+    tu_rmdir(home);
+    free(home);
+}
+
+/* 3. A crash at each step of an offload. */
+static int
+crash_child(const char *home, const char *fp)
+{
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    layered_session *s;
+    struct call off;
+
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_session_open(conn, &off.s));
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_failpoint_set(conn, fp, "pause"));
+    CHECK(pthread_create(&off.tid, NULL, offload_thread, &off) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, fp, 30000));
+    CHECK(write(1, "r", 1) == 1);
+    for (;;)
+        pause();
+}
+
+static void
+test_offload_crash(void)
+{
+    static const char *const fps[] = {
+        "offload.before_arbiter", "offload.after_arbiter",
+        "offload.after_stopping", "offload.after_remove"};
+
+    for (size_t i = 0; i < sizeof(fps) / sizeof(fps[0]); i++) {
+        char *home = make_db("life-crash"), r;
+        layered_conn *conn;
+        layered_session *s;
+        int fds[2], status, state;
+        pid_t pid;
+
+        CHECK(pipe(fds) == 0);
+        fflush(stdout);
+        if ((pid = fork()) == 0) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            execl("/proc/self/exe", "test_lifecycle", "--crash-child", home,
+                  fps[i], (char *)NULL);
+            _exit(127);
+        }
+        close(fds[1]);
+        CHECK(read(fds[0], &r, 1) == 1);
+        CHECK(kill(pid, SIGKILL) == 0);
+        CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+        close(fds[0]);
+
+        conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+        CHECK_OK(layered_session_open(conn, &s));
+        state = state_of(s, "layered:t");
+        printf("  crash at %-24s -> %s after reopen\n", fps[i],
+               state == LAYERED_TABLE_ARCHIVED ? "archived" : "offloaded");
+        CHECK(state == LAYERED_TABLE_ARCHIVED ||
+              state == LAYERED_TABLE_OFFLOADED);
+        /* The metadata and the files agree: the ingest exists exactly
+         * when the table is not offloaded. */
+        {
+            char path[4096];
+            struct stat sb;
+            snprintf(path, sizeof(path), "%s/t.ingest", home);
+            CHECK((stat(path, &sb) == 0) ==
+                  (state == LAYERED_TABLE_ARCHIVED));
+        }
+        CHECK_OK(layered_unarchive(s, "layered:t"));
+        check_rows(s, "layered:t", ROWS);
+        CHECK_OK(layered_close(conn));
+        tu_rmdir(home);
+        free(home);
+    }
+}
+
+/* 4. Offload against drop and against the step-up drain. */
+static void *
+step_up_thread(void *arg)
+{
+    struct call *c = arg;
+
+    c->ret = layered_step_up(*(layered_conn **)c->s, NULL);
+    return NULL;
+}
+
+static void
+test_offload_vs_drop_and_drain(void)
+{
+    char *home = make_db("life-vs");
+    layered_conn *conn;
+    layered_session *s;
+    struct call off, up;
+
+    printf("  offload against drop and against the drain\n");
+    /* Drop first, offload after: the offload finds nothing. */
+    conn = open_db(home, LAYERED_ROLE_LEADER, 0);
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_create(s, "layered:d", NULL));
+    CHECK_OK(layered_archive(s, "layered:d"));
+    CHECK_OK(layered_drop(s, "layered:d", LAYERED_DROP_FORCE));
+    CHECK_RET(ENOENT, layered_offload(s, "layered:d"));
+    CHECK_OK(layered_close(conn));
+
+    /* A follower with rows in the archived table's ingest steps up; the
+     * offload during the copy refuses (EBUSY), after the drain it works. */
+    conn = open_db(home, LAYERED_ROLE_FOLLOWER, 0);
+    CHECK_OK(layered_session_open(conn, &s));
+    {
+        layered_cursor *c;
+        CHECK_OK(layered_cursor_open(s, "layered:t", &c));
+        CHECK_OK(layered_cursor_insert(c, "zz-follower", 11, "x", 1));
+        CHECK_OK(layered_cursor_close(c));
+    }
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_RET(EBUSY, layered_offload(s, "layered:t")); /* undrained rows */
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
+    CHECK_OK(layered_failpoint_set(conn, "drain.copy", "pause"));
+    up.s = (layered_session *)&conn;
+    CHECK(pthread_create(&up.tid, NULL, step_up_thread, &up) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, "drain.copy", 30000));
+    CHECK_OK(layered_session_open(conn, &off.s));
+    CHECK_RET(EBUSY, layered_offload(off.s, "layered:t"));
+    CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
+    CHECK_OK(layered_failpoint_set(conn, "drain.copy", "off"));
+    CHECK(pthread_join(up.tid, NULL) == 0);
+    CHECK_OK(up.ret);
+    CHECK_OK(layered_offload(s, "layered:t"));
+    CHECK_OK(layered_unarchive(s, "layered:t"));
+    check_rows_total(s, "layered:t", ROWS, ROWS + 1);
+
+    /* An offload paused after its ruling: a drop gets EBUSY and succeeds
+     * once the offload finished. */
+    CHECK_OK(layered_archive(s, "layered:t"));
+    CHECK_OK(layered_failpoint_set(conn, "offload.after_arbiter", "pause"));
+    CHECK(pthread_create(&off.tid, NULL, offload_thread, &off) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, "offload.after_arbiter", 30000));
+    CHECK_RET(EBUSY, layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_OK(layered_failpoint_set(conn, "offload.after_arbiter", "off"));
+    CHECK(pthread_join(off.tid, NULL) == 0);
+    CHECK_OK(off.ret);
+    CHECK_OK(layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
+    {
+        layered_conn_stats st;
+        CHECK_OK(layered_stats(conn, &st));
+        CHECK(!st.panicked && st.database_size >=
+                                  LAYERED_CHECKPOINT_SIZE_BUFFER);
+    }
+    CHECK_OK(layered_close(conn));
+    tu_rmdir(home);
+    free(home);
+}
+
+int
+main(int argc, char *argv[])
+{
+    if (argc == 4 && strcmp(argv[1], "--crash-child") == 0)
+        return crash_child(argv[2], argv[3]);
+    test_api();
+    test_unarchive_wins();
+    test_offload_wins();
+    test_offload_crash();
+    test_offload_vs_drop_and_drain();
+    printf("test_lifecycle: ok\n");
+    return 0;
+}
