@@ -136,9 +136,9 @@ extension LayeredStress {
         @Option(
             name: .customLong("failpoint"),
             help: ArgumentHelp(
-                "A failpoint NAME=ACTION to set at every open (repeatable); 'none' sets none.",
-                discussion: "Default: drain.before_lock=sleep(1), a 1 ms pause of each drain worker between dequeuing a table and opening it."))
-        var failpoints: [String] = ["drain.before_lock=sleep(1)"]
+                "A failpoint NAME=ACTION to set at every open, e.g. drain.before_lock=sleep(1) (repeatable; default none).",
+                discussion: "A sleep or pause only widens a window that exists anyway; return(ERR) injects an error, which the tool then reports."))
+        var failpoints: [String] = []
 
         @Option(help: "Probability that a cycle closes and reopens the database.")
         var reopenRate = 0.2

@@ -22,6 +22,9 @@ struct DropRecord {
     var outcome: DropOutcome
     /// Whether one of the tool's own threads held the table open around the call.
     var ownHolder: Bool
+    /// Whether the table's ingest constituent held data just before the call (`nil`: not
+    /// looked at, or the look failed).
+    var ingestHadData: Bool?
 }
 
 /// The shared state of one step-up phase: when the step-up ran, whether the database panicked,
@@ -34,6 +37,9 @@ final class Race: @unchecked Sendable {
     private(set) var stepUpStart: ContinuousClock.Instant?
     private(set) var stepUpEnd: ContinuousClock.Instant?
     private(set) var baselineFinished = 0
+    /// When the tool learned that the step-up had built its drain queue (the probe on the
+    /// `drain.queued` failpoint returned): an upper bound of the build.
+    private(set) var queueBuilt: ContinuousClock.Instant?
     private var panicMessageValue: String?
     private var records: [DropRecord] = []
 
@@ -68,6 +74,22 @@ final class Race: @unchecked Sendable {
         condition.unlock()
     }
 
+    func noteQueueBuilt() {
+        condition.lock()
+        queueBuilt = .now
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until the step-up's queue was seen built or the step-up returned; returns when
+    /// the queue was seen built.
+    func waitQueueBuilt() -> ContinuousClock.Instant? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queueBuilt == nil && !endedFlag { condition.wait() }
+        return queueBuilt
+    }
+
     func ended() {
         condition.lock()
         stepUpEnd = .now
@@ -87,6 +109,12 @@ final class Race: @unchecked Sendable {
         condition.lock()
         while !endedFlag { condition.wait() }
         condition.unlock()
+    }
+
+    var isLaunched: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return launchedFlag
     }
 
     var isEnded: Bool {
@@ -120,26 +148,22 @@ final class Race: @unchecked Sendable {
 /// Places each drop of a step-up phase relative to the drain of its table.
 ///
 /// The C API reports drain progress only as connection-wide counters (tables drained and
-/// skipped), not per table, so a drop is placed exactly only when the evidence allows:
-///  - it ended before the step-up began, or began after it returned;
+/// skipped), which the batched drain publishes when a whole batch is done, not per table.  So
+/// the evidence is:
+///  - the drop ended before the step-up began, or began after it returned;
+///  - it ended before the step-up had built its queue (as seen by a probe on the `drain.queued`
+///    failpoint), or straddled that moment;
 ///  - it returned `EBUSY` while none of the tool's own cursors held the table: the drain did;
 ///  - the step-up panicked naming its table;
-///  - drain items are taken in name order, at most `drainThreads` at a time, so a table at queue
-///    position `i` is still queued while fewer than `i - drainThreads + 1` items are finished;
-///  - every queued item was finished before the drop began: after.
-/// The rest succeeded while the step-up ran with the table somewhere between its dequeue and the
-/// end of its drain; the step-up's skip count says how many of those found their table gone
-/// (dropped before the open or between the copy and the clear) and the others came after.
-func classifyDrops(
-    race: Race, queued: [String], drainThreads: Int, report: StepUpReport?, tally: Tally
-) {
+///  - every queued table was finished before the drop began: after;
+///  - just before the drop, the dropper looked at the table's ingest constituent (a read-only
+///    cursor, closed before the drop): already empty means the drain had cleared it (after);
+///    still holding data means the drop came before the clear (before the drain opened the
+///    table, or between its copy and its clear), which the step-up's skip count then shows.
+func classifyDrops(race: Race, queued: Set<String>, report: StepUpReport?, tally: Tally) {
     guard let stepUpStart = race.stepUpStart, let stepUpEnd = race.stepUpEnd else { return }
-    let rank = Dictionary(uniqueKeysWithValues: queued.enumerated().map { ($1, $0) })
     let records = race.dropRecords
     let panicTable = race.panicTable
-    let queuedCount = report.map { Int($0.tablesQueued) } ?? queued.count
-    let removedEarly = records.filter { $0.outcome == .dropped && rank[$0.table] != nil }
-    var definitelyQueued = 0
     var ambiguous = 0
     for record in records {
         switch record.outcome {
@@ -158,33 +182,22 @@ func classifyDrops(
                 tally.count(.afterStepUp)
             } else if record.table == panicTable {
                 tally.count(.panicWindow)
-            } else if let position = rank[record.table] {
-                // Tables earlier in name order that may have left the queue before this drop
-                // returned could only move this table forward.
-                let earlier = removedEarly.filter {
-                    rank[$0.table]! < position && $0.start < record.end && $0.table != record.table
-                }.count
-                let finished = record.finishedAfter - race.baselineFinished
-                let started = record.finishedBefore - race.baselineFinished
-                if finished + drainThreads <= position - earlier {
-                    tally.count(.stillQueued)
-                    definitelyQueued += 1
-                } else if report != nil && started >= queuedCount {
-                    tally.count(.afterDrained)
-                } else {
-                    ambiguous += 1
-                }
-            } else {
+            } else if let queueBuilt = race.queueBuilt, record.start <= queueBuilt {
+                tally.count(.aroundQueueBuild)
+            } else if !queued.contains(record.table) {
                 tally.count(.notQueued)
+            } else if let report,
+                record.finishedBefore - race.baselineFinished >= Int(report.tablesQueued)
+            {
+                tally.count(.afterDrained)
+            } else if record.ingestHadData == false {
+                tally.count(.afterCleared)
+            } else if record.ingestHadData == true {
+                tally.count(report == nil ? .panicCycle : .beforeClear)
+            } else {
+                ambiguous += 1
             }
         }
     }
-    guard ambiguous > 0 else { return }
-    if let report {
-        let skipped = min(ambiguous, max(0, Int(report.tablesSkipped) - definitelyQueued))
-        tally.count(.undeterminedSkipped, skipped)
-        tally.count(.undeterminedAfter, ambiguous - skipped)
-    } else {
-        tally.count(.panicCycle, ambiguous)
-    }
+    tally.count(report == nil ? .panicCycle : .undetermined, ambiguous)
 }

@@ -25,6 +25,8 @@ final class Stress: @unchecked Sendable {
     let tally = Tally()
     private(set) var database: Database?
     var digest = ScheduleDigest()
+    /// How long the drops of a step-up phase are spread over: the last drain's duration.
+    private var expectedDrain: Duration = .milliseconds(100)
     private let droppedLock = NSLock()
     private var droppedThisCycle: Set<String> = []
 
@@ -179,8 +181,10 @@ final class Stress: @unchecked Sendable {
 
         let (race, report) = stepUpUnderFire(database, cycle: cycle, live: live, targets: targets,
                                              delay: stepUpDelay)
-        classifyDrops(race: race, queued: queued, drainThreads: settings.drainThreads, report: report,
-                      tally: tally)
+        classifyDrops(race: race, queued: Set(queued), report: report, tally: tally)
+        if report != nil, let built = race.queueBuilt, let end = race.stepUpEnd {
+            expectedDrain = max(.milliseconds(5), end - built)
+        }
 
         if let message = race.panicMessage {
             tally.panic(message)
@@ -282,16 +286,19 @@ final class Stress: @unchecked Sendable {
         }
     }
 
-    /// The live tables whose ingest constituent holds data: the ones the step-up will queue,
-    /// in the drain's order (name order).
+    /// The live tables whose ingest constituent holds data: the ones the step-up will queue.
     private func tablesWithIngestData(_ database: Database, _ live: [String]) -> [String] {
-        live.filter { name in
-            guard let table = try? database.table(name),
-                let cursor = try? Cursor(table: table, constituent: .ingest)
-            else { return false }
-            defer { try? cursor.close() }
-            return (try? cursor.next()) ?? false
-        }
+        live.filter { ingestHoldsData(database, $0) ?? false }
+    }
+
+    /// Whether a table's ingest constituent holds data, through a read-only cursor closed
+    /// before returning; `nil` if it cannot be looked at.
+    private func ingestHoldsData(_ database: Database, _ name: String) -> Bool? {
+        guard let table = try? database.table(name),
+            let cursor = try? Cursor(table: table, constituent: .ingest)
+        else { return nil }
+        defer { try? cursor.close() }
+        return try? cursor.next()
     }
 
     /// One acknowledged-or-not write; the model records only what was acknowledged.
@@ -333,22 +340,53 @@ final class Stress: @unchecked Sendable {
         let workers = Workers()
         let seed = settings.seed
 
+        // Each target is dropped before the step-up starts, at a seeded fraction of the
+        // expected drain time (the previous step-up's, from its queue build to its return) after
+        // the queue is built, or after the step-up returns, so that drops land before, during
+        // and after the drain of their tables.  The fractions are the schedule; how long a
+        // drain takes is the machine's.
+        let beforeLaunch = DispatchGroup()
+        let expected = expectedDrain
         for dropper in 0..<settings.droppers {
             var random = StressRandom(seed: seed, Stream.dropper.rawValue, UInt64(cycle), UInt64(dropper))
             let mine = stride(from: dropper, to: targets.count, by: settings.droppers).map { targets[$0] }
-            let startDelay = Double(random.int(0...30)) / 10
-            let gaps = mine.map { _ in Double(random.int(0...20)) / 10 }
-            digest.add("dropper \(dropper): \(mine.joined(separator: ",")) \(startDelay) \(gaps)")
-            workers.spawn("dropper-\(dropper)") { [self] in
-                sleep(milliseconds: startDelay)
+            var early: [String] = []
+            var paced: [(name: String, permille: Int)] = []
+            var late: [String] = []
+            for name in mine {
+                let when = random.next() % 20
+                if when < 2 {
+                    early.append(name)
+                } else if when < 18 {
+                    paced.append((name, random.int(0..<1000)))
+                } else {
+                    late.append(name)
+                }
+            }
+            paced.sort { $0.permille < $1.permille }
+            digest.add("dropper \(dropper): early \(early), paced \(paced.map { "\($0.name)@\($0.permille)" }), late \(late)")
+            beforeLaunch.enter()
+            workers.spawn("dropper-\(dropper)") { [self, early, paced, late] in
                 var refused: [String] = []
-                for (name, gap) in zip(mine, gaps) {
-                    sleep(milliseconds: gap)
+                for name in early where dropOnce(database, name, race: race) == .busy {
+                    refused.append(name)
+                }
+                beforeLaunch.leave()
+                race.waitLaunched()
+                let queueBuilt = race.waitQueueBuilt() ?? .now
+                for (name, permille) in paced {
+                    let due = queueBuilt + expected * (Double(permille) / 1000)
+                    while ContinuousClock.now < due && !race.isEnded && !race.panicked {
+                        usleep(100)
+                    }
                     if race.panicked { break }
                     if dropOnce(database, name, race: race) == .busy { refused.append(name) }
                 }
-                // A refused drop is retried once the step-up is over, as a caller would.
                 race.waitEnded()
+                for name in late where !race.panicked && dropOnce(database, name, race: race) == .busy {
+                    refused.append(name)
+                }
+                // A refused drop is retried once the step-up is over, as a caller would.
                 for name in refused {
                     dropWithRetry(database, name, race: race)
                 }
@@ -443,10 +481,25 @@ final class Stress: @unchecked Sendable {
             }
         }
 
+        beforeLaunch.wait()
         sleep(milliseconds: delay)
+        // A probe, not an injection: "sleep(0)" on drain.queued delays nothing, and waiting for
+        // it tells when the step-up has built its queue.
+        let probe = settings.failpointMap["drain.queued"] == nil
+            && (try? database.setFailpoint("drain.queued", "sleep(0)")) != nil
+        let prober = Workers()
+        if probe {
+            prober.spawn("queue-probe") {
+                if case .success = blocking({ try await database.waitForFailpoint("drain.queued", timeout: .seconds(60)) }) {
+                    race.noteQueueBuilt()
+                }
+            }
+        }
         race.launched(baselineFinished: finishedItems(database))
         let result = blocking { try await database.stepUp() }
         race.ended()
+        prober.join()
+        if probe { try? database.setFailpoint("drain.queued", "off") }
         workers.join()
 
         switch result {
@@ -484,6 +537,7 @@ final class Stress: @unchecked Sendable {
     /// One drop (force, no checkpoint wait), recorded for classification.
     @discardableResult
     private func dropOnce(_ database: Database, _ name: String, race: Race) -> DropOutcome {
+        let ingestHadData = race.isLaunched && !race.isEnded ? ingestHoldsData(database, name) : nil
         let heldBefore = model.holdState(name)
         let finishedBefore = finishedItems(database)
         let start = ContinuousClock.now
@@ -509,7 +563,8 @@ final class Stress: @unchecked Sendable {
         race.record(DropRecord(
             table: name, start: start, end: end, finishedBefore: finishedBefore,
             finishedAfter: finishedAfter, outcome: outcome,
-            ownHolder: heldBefore.held || heldAfter.held || heldBefore.touches != heldAfter.touches))
+            ownHolder: heldBefore.held || heldAfter.held || heldBefore.touches != heldAfter.touches,
+            ingestHadData: ingestHadData))
         tally.count(.drop)
         switch outcome {
         case .dropped: noteDropped(name)

@@ -13,34 +13,37 @@ enum Operation: String, CaseIterable {
 enum DropTiming: String, CaseIterable {
     /// The drop finished before the step-up began: the table was never queued.
     case beforeStepUp = "before: step-up not started"
-    /// The step-up ran but at most `drain threads` items had been finished, so the table (at
-    /// queue position `i`) was provably still queued.
-    case stillQueued = "before: table still queued"
+    /// Succeeded after the step-up began but before the tool saw its queue built: the table was
+    /// most likely dropped before it could be queued.
+    case aroundQueueBuild = "around the queue build (maybe never queued)"
     /// The drop returned `EBUSY` with none of the tool's own cursors on the table: the drain
     /// held it.
     case busyDraining = "during: EBUSY, drain held the table"
     /// The step-up failed (panic) draining exactly this table.
     case panicWindow = "during: hit the window, step-up panicked"
-    /// Succeeded while the step-up ran; the C API cannot say whether the table's drain had
-    /// finished.  Resolved in aggregate with the step-up's skip count.
-    case undeterminedSkipped = "undetermined, table skipped (before its open, or between copy and clear)"
-    case undeterminedAfter = "undetermined, table drained first (after)"
+    /// Succeeded while the step-up ran, the table's ingest still holding data just before:
+    /// the drop came before the drain opened the table or between its copy and its clear.
+    case beforeClear = "during: before its open or clear (ingest still held data)"
+    /// Succeeded while the step-up ran, the table's ingest already cleared by the drain.
+    case afterCleared = "after: its drain had cleared the ingest"
     /// Succeeded while a step-up ran that then panicked (the panic leaves no skip count).
-    case panicCycle = "overlapped a step-up that panicked, order unknown"
+    case panicCycle = "overlapped a step-up that panicked"
+    /// Succeeded while the step-up ran; the ingest could not be looked at.
+    case undetermined = "overlapped the step-up, order unknown"
     /// Every queued item was finished when the drop started.
     case afterDrained = "after: every table drained"
     /// The drop started after the step-up returned.
     case afterStepUp = "after: step-up finished"
     /// Overlapped the step-up, but the table held no ingest data and was not queued.
-    case notQueued = "overlapped step-up, table not queued (no ingest data)"
+    case notQueued = "overlapped step-up, table had no ingest data (not queued)"
     /// `EBUSY` caused (or possibly caused) by one of the tool's own cursors.
     case busyOwnCursor = "EBUSY from the tool's own cursor"
 
     /// Whether a drop of this kind overlapped the drain of its table.
     var overlapsDrain: Bool {
         switch self {
-        case .stillQueued, .busyDraining, .panicWindow, .undeterminedSkipped, .undeterminedAfter,
-            .panicCycle, .afterDrained:
+        case .busyDraining, .panicWindow, .beforeClear, .afterCleared, .panicCycle, .undetermined,
+            .afterDrained:
             true
         default: false
         }
