@@ -922,13 +922,24 @@ fs_load(fs_file *f, uint64_t size)
     const char *why = NULL;
     uint64_t off, rlen;
     int dir = 0, ret = 0;
+    bool heap = size <= COPY_READ_MAX;
 
-    if ((map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0)) ==
-        MAP_FAILED) {
-        map = NULL;
-        FS_ERR(errno);
+    if (heap) {
+        /* A small file: one pread costs less than a mapping. */
+        struct iovec iov;
+        if ((map = malloc((size_t)size)) == NULL)
+            FS_ERR(ENOMEM);
+        iov.iov_base = (void *)map;
+        iov.iov_len = (size_t)size;
+        FS_ERR(preadv_full(f, &iov, 1, 0));
+    } else {
+        if ((map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd,
+                        0)) == MAP_FAILED) {
+            map = NULL;
+            FS_ERR(errno);
+        }
+        (void)madvise((void *)map, (size_t)size, MADV_SEQUENTIAL);
     }
-    (void)madvise((void *)map, (size_t)size, MADV_SEQUENTIAL);
 
     for (off = FILE_HDR_SIZE; off < size; off += rlen) {
         p = map + off;
@@ -993,7 +1004,9 @@ fs_load(fs_file *f, uint64_t size)
     f->end = f->disk_end = off;
 
 err:
-    if (map != NULL)
+    if (map != NULL && heap)
+        free((void *)map);
+    else if (map != NULL)
         (void)munmap((void *)map, (size_t)size);
     return (ret);
 }
