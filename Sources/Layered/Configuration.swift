@@ -87,6 +87,19 @@ public struct Configuration: Sendable {
     /// Receives the library's informational and error messages, one line each, from any thread.
     /// `nil`: they go to standard error.
     public var messageHandler: (@Sendable (String) -> Void)?
+    /// Auto-offload: a maintenance thread offloads tables that have been archived for at least
+    /// this long with no cursor open (see ``Database/offload(_:)``).  `nil` (the default): no
+    /// maintenance thread, tables are offloaded only explicitly.
+    ///
+    /// Kept in whole milliseconds, rounded up, at least 1 ms; a negative duration or one over
+    /// `Int32.max` milliseconds makes opening the database throw ``LayeredError/EINVAL``.
+    public var offloadIdle: Duration?
+    /// How often the maintenance thread looks for tables to offload; used only with
+    /// ``offloadIdle``.  Default 1 second.
+    ///
+    /// Kept in whole milliseconds, rounded up; zero, a negative duration or one over `Int32.max`
+    /// milliseconds makes opening the database throw ``LayeredError/EINVAL``.
+    public var maintenanceInterval: Duration
 
     /// Creates a configuration; every parameter defaults to the C library's default.
     public init(
@@ -97,7 +110,9 @@ public struct Configuration: Sendable {
         sync: SyncLevel = .write,
         failpoints: [String: String] = [:],
         create: Bool = true,
-        messageHandler: (@Sendable (String) -> Void)? = nil
+        messageHandler: (@Sendable (String) -> Void)? = nil,
+        offloadIdle: Duration? = nil,
+        maintenanceInterval: Duration = .seconds(1)
     ) {
         self.role = role
         self.sharedDirectory = sharedDirectory
@@ -107,6 +122,33 @@ public struct Configuration: Sendable {
         self.failpoints = failpoints
         self.create = create
         self.messageHandler = messageHandler
+        self.offloadIdle = offloadIdle
+        self.maintenanceInterval = maintenanceInterval
+    }
+
+    /// The C configuration's `offload_idle_ms` (0: off), or `nil` when ``offloadIdle`` is out of
+    /// range.
+    var offloadIdleMilliseconds: Int32? {
+        guard let offloadIdle else { return 0 }
+        return Self.milliseconds(offloadIdle).map { max($0, 1) }
+    }
+
+    /// The C configuration's `maintenance_interval_ms`, or `nil` when ``maintenanceInterval`` is
+    /// out of range (C would read 0 as "the default", so zero is refused here).
+    var maintenanceIntervalMilliseconds: Int32? {
+        Self.milliseconds(maintenanceInterval).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    /// A non-negative duration in whole milliseconds, rounded up, or `nil` if it is negative or
+    /// does not fit an `Int32`.
+    private static func milliseconds(_ duration: Duration) -> Int32? {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return nil }
+        let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+        let (wholeSeconds, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return nil }
+        let fraction = (attoseconds + attosecondsPerMillisecond - 1) / attosecondsPerMillisecond
+        return Int32(exactly: wholeSeconds + fraction)
     }
 
     /// The failpoints in the C configuration's "name=action;name=action" form, or `nil` when a

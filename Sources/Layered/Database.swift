@@ -34,7 +34,8 @@ public final class Database: @unchecked Sendable {
     ///
     /// - Parameters:
     ///   - path: the home directory; its parent must exist.
-    ///   - configuration: the role, shared directory, drain and durability settings.
+    ///   - configuration: the role, shared directory, drain, durability and auto-offload
+    ///     settings.
     /// - Throws: ``LayeredError/EINVAL`` (an empty path, a setting out of range, a malformed
     ///   failpoint), ``LayeredError/ENOENT`` (the home or its parent is missing and `create` is
     ///   `false`, or the parent is missing), ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``,
@@ -44,7 +45,9 @@ public final class Database: @unchecked Sendable {
     public init(path: String, configuration: Configuration = Configuration()) throws {
         guard !path.contains("\0"), let failpoints = configuration.failpointList,
             !(configuration.sharedDirectory?.contains("\0") ?? false),
-            let drainThreads = Int32(exactly: configuration.drainThreads)
+            let drainThreads = Int32(exactly: configuration.drainThreads),
+            let offloadIdle = configuration.offloadIdleMilliseconds,
+            let maintenanceInterval = configuration.maintenanceIntervalMilliseconds
         else {
             throw LayeredError.EINVAL
         }
@@ -59,6 +62,8 @@ public final class Database: @unchecked Sendable {
         cfg.drain_policy = configuration.drainPolicy.cValue
         cfg.sync = configuration.sync.cValue
         cfg.create = configuration.create ? 1 : 0
+        cfg.offload_idle_ms = offloadIdle
+        cfg.maintenance_interval_ms = maintenanceInterval
         cfg.panic_handler = recordPanic
         cfg.panic_arg = callbacksArgument.toOpaque()
         if configuration.messageHandler != nil {
@@ -211,6 +216,64 @@ public final class Database: @unchecked Sendable {
         return listing.tables
     }
 
+    // MARK: Lifecycle: archive, offload, unarchive
+
+    /// Archives a table: it stays readable and writable, and becomes a candidate for
+    /// ``offload(_:)``, by hand or by the maintenance task (``Configuration/offloadIdle``).
+    ///
+    /// The metadata is durable before this returns.  Archiving an archived or offloaded table
+    /// does nothing.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table), ``LayeredError/inProgress`` (an offload or restore of the table is under way;
+    ///   retry), ``LayeredError/ENOSPC``, ``LayeredError/EIO`` (nothing changed),
+    ///   ``LayeredError/panic(_:)``.
+    public func archive(_ name: String) throws {
+        try lifecycle(name) { layered_archive($0, $1) }
+    }
+
+    /// Unarchives a table: an archived table becomes active at once; an offloaded one is brought
+    /// back from the shared store with all its rows.
+    ///
+    /// The unarchive and an offload of the same table meet at the table's arbiter, and whichever
+    /// reaches it first wins: an offload that has not ruled yet then throws
+    /// ``LayeredError/notArchived``; one that has already ruled makes this call throw
+    /// ``LayeredError/EAGAIN``, and a retry once the offload has finished restores the table.
+    /// The metadata is durable before this returns.  Unarchiving an active table does nothing.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table), ``LayeredError/EAGAIN`` (an offload is taking the table; retry),
+    ///   ``LayeredError/inProgress`` (another restore of the table is under way),
+    ///   ``LayeredError/ENOSPC``, ``LayeredError/EIO``, ``LayeredError/panic(_:)``.
+    public func unarchive(_ name: String) throws {
+        try lifecycle(name) { layered_unarchive($0, $1) }
+    }
+
+    /// Offloads an archived table: closes its handles, removes its local state (its ingest
+    /// constituent, which must be empty), keeps its stable data in the shared store and records
+    /// it as ``TableState/offloaded``.  ``unarchive(_:)`` brings it back.
+    ///
+    /// Rows written while the database is a follower sit in the ingest constituent until a
+    /// step-up drains them; until then the offload throws ``LayeredError/EBUSY``.  Offloading an
+    /// offloaded table does nothing.
+    /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
+    ///   table), ``LayeredError/notArchived`` (the table is not archived, or an unarchive came
+    ///   first), ``LayeredError/inProgress`` (an offload or restore of the table is under way),
+    ///   ``LayeredError/EBUSY`` (a cursor or a drain holds the table, or its ingest holds rows not
+    ///   yet drained; nothing changed), ``LayeredError/ENOSPC``, ``LayeredError/EIO``,
+    ///   ``LayeredError/panic(_:)``.
+    public func offload(_ name: String) throws {
+        try lifecycle(name) { layered_offload($0, $1) }
+    }
+
+    /// Runs one of the C lifecycle calls on a table with a borrowed session.
+    private func lifecycle(
+        _ name: String, _ call: (OpaquePointer, UnsafePointer<CChar>) -> Int32
+    ) throws {
+        let uri = try Self.uri(for: name)
+        try withSession { session in
+            try check(uri.withCString { call(session, $0) }, panicMessage: callbacks.panicMessage())
+        }
+    }
+
     // MARK: Durability and roles
 
     /// Checkpoints: flushes and syncs every constituent, compacts files that are mostly dead,
@@ -304,7 +367,11 @@ public final class Database: @unchecked Sendable {
     /// Sets a failpoint: a named point in the C core where tests pause, sleep or inject an error.
     ///
     /// Names used by the core include `drain.before_lock`, `drain.copy`, `drain.before_clear`,
-    /// `drop.before_exclusive`, `drop.after_remove`, `fs.write`, `fs.sync` and `meta.write`.
+    /// `drop.before_exclusive`, `drop.after_remove`, `fs.write`, `fs.sync` and `meta.write`, and
+    /// for the table lifecycle `offload.decided` (the maintenance task, after choosing tables from
+    /// its snapshot), `offload.before_arbiter`, `offload.after_arbiter` (an offload that has won
+    /// the arbiter), `offload.after_stopping`, `offload.after_remove` and
+    /// `unarchive.before_lock`.
     /// Actions: `off`; `pause` (threads reaching it wait until it is set to something else);
     /// `sleep(MS)`; `return(ERR)` with ERR a number or an errno name (`return(EIO)`).  Setting a
     /// failpoint resets its hit count.  Works after a panic.

@@ -32,8 +32,12 @@ public enum LayeredError: Error, Hashable, Sendable {
     case panic(String)
     /// `LAYERED_CORRUPT`: a file is damaged somewhere other than a torn tail.
     case corrupt
-    /// `LAYERED_NOT_ARCHIVED`: an offload found that the table is no longer archived.
+    /// `LAYERED_NOT_ARCHIVED`: an offload found that the table is no longer archived: an
+    /// unarchive came first.
     case notArchived
+    /// `LAYERED_IN_PROGRESS`: an offload or a restore of the table is already under way; retry
+    /// once it has finished.
+    case inProgress
 
     /// `EPERM`: the operation is not permitted.
     case EPERM
@@ -45,13 +49,15 @@ public enum LayeredError: Error, Hashable, Sendable {
     case EIO
     /// `EBADF`: a bad file descriptor.
     case EBADF
-    /// `EAGAIN`: a resource is temporarily unavailable (for example, threads could not be started).
+    /// `EAGAIN`: a resource is temporarily unavailable: threads could not be started, or an
+    /// unarchive met an offload that had already taken the table (retry: the retry restores it).
     case EAGAIN
     /// `ENOMEM`: out of memory.
     case ENOMEM
     /// `EACCES`: permission denied.
     case EACCES
-    /// `EBUSY`: a cursor, a drain or another process holds the resource; retry later.
+    /// `EBUSY`: a cursor, a drain, an offload or another process holds the resource, or an
+    /// offload found rows not yet drained; retry later.
     case EBUSY
     /// `EEXIST`: the table already exists.
     case EEXIST
@@ -100,7 +106,7 @@ public enum LayeredError: Error, Hashable, Sendable {
     /// The named codes, for mapping a C value to its case.  Every case but ``panic(_:)`` and
     /// ``unknown(_:)`` is listed exactly once.
     static let named: [LayeredError] = [
-        .notFound, .corrupt, .notArchived,
+        .notFound, .corrupt, .notArchived, .inProgress,
         .EPERM, .ENOENT, .EINTR, .EIO, .EBADF, .EAGAIN, .ENOMEM, .EACCES, .EBUSY, .EEXIST, .EXDEV,
         .ENOTDIR, .EISDIR, .EINVAL, .ENFILE, .EMFILE, .EFBIG, .ENOSPC, .EROFS, .ERANGE, .EDEADLK,
         .ENAMETOOLONG, .ENOTEMPTY, .ELOOP, .EOVERFLOW, .ENOTSUP, .ETIMEDOUT, .EDQUOT,
@@ -131,6 +137,7 @@ public enum LayeredError: Error, Hashable, Sendable {
         case .panic: LAYERED_PANIC
         case .corrupt: LAYERED_CORRUPT
         case .notArchived: LAYERED_NOT_ARCHIVED
+        case .inProgress: LAYERED_IN_PROGRESS
         case .EPERM: Glibc.EPERM
         case .ENOENT: Glibc.ENOENT
         case .EINTR: Glibc.EINTR

@@ -43,6 +43,17 @@ public struct Statistics: Sendable, Hashable {
     public var inserts: UInt64
     /// Successful removes.
     public var removes: UInt64
+    /// Tables archived (archiving an archived or offloaded table again is not counted).
+    public var archives: UInt64
+    /// Tables unarchived, restores from the shared store included.
+    public var unarchives: UInt64
+    /// Offloaded tables brought back from the shared store by an unarchive.
+    public var restores: UInt64
+    /// Tables offloaded, explicitly or by the maintenance task.
+    public var offloads: UInt64
+    /// Offloads by the maintenance task that the arbiter refused because the table had been
+    /// unarchived after the task chose it (``LayeredError/notArchived``).
+    public var offloadsRefused: UInt64
 
     /// The fixed buffer included in ``databaseSize`` (`LAYERED_CHECKPOINT_SIZE_BUFFER`).
     public static let checkpointSizeBuffer = UInt64(LAYERED_CHECKPOINT_SIZE_BUFFER)
@@ -67,6 +78,11 @@ public struct Statistics: Sendable, Hashable {
         bytesDrained = stats.bytes_drained
         inserts = stats.inserts
         removes = stats.removes
+        archives = stats.archives
+        unarchives = stats.unarchives
+        restores = stats.restores
+        offloads = stats.offloads
+        offloadsRefused = stats.offloads_refused
     }
 }
 
@@ -141,10 +157,12 @@ public struct StepUpProgress: Sendable, Hashable {
 public enum TableState: Sendable, Hashable {
     /// In use: readable and writable (`LAYERED_TABLE_ACTIVE`).
     case active
-    /// Archived: a candidate for offload (`LAYERED_TABLE_ARCHIVED`).
+    /// Archived: still readable and writable, and a candidate for offload
+    /// (`LAYERED_TABLE_ARCHIVED`).
     case archived
-    /// Offloaded: its local state is gone; its stable data is kept in the shared store
-    /// (`LAYERED_TABLE_OFFLOADED`).
+    /// Offloaded: its local state is gone; its stable data is kept in the shared store and
+    /// ``Database/unarchive(_:)`` brings it back (`LAYERED_TABLE_OFFLOADED`).  It cannot be read
+    /// or written until then.
     case offloaded
     /// Being offloaded or dropped; irreversible (`LAYERED_TABLE_STOPPING`).
     case stopping

@@ -121,6 +121,22 @@ public struct Table: Sendable, Hashable {
         try database.dropTable(name, force: force, waitForCheckpoint: waitForCheckpoint)
     }
 
+    /// Archives the table; see ``Database/archive(_:)``.
+    public func archive() throws {
+        try database.archive(name)
+    }
+
+    /// Unarchives the table, restoring it from the shared store if it was offloaded; see
+    /// ``Database/unarchive(_:)``.
+    public func unarchive() throws {
+        try database.unarchive(name)
+    }
+
+    /// Offloads the archived table; see ``Database/offload(_:)``.
+    public func offload() throws {
+        try database.offload(name)
+    }
+
     /// Runs `body` with a cursor opened for the call and closed before returning.
     private func withCursor<Result>(_ body: (Cursor) throws -> Result) throws -> Result {
         let cursor = try Cursor(table: self)

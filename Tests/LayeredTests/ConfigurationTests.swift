@@ -14,6 +14,48 @@ import Testing
         #expect(configuration.failpoints.isEmpty)
         #expect(configuration.create)
         #expect(configuration.messageHandler == nil)
+        #expect(configuration.offloadIdle == nil)
+        #expect(configuration.maintenanceInterval == .seconds(1))
+        #expect(configuration.offloadIdleMilliseconds == 0)
+        #expect(configuration.maintenanceIntervalMilliseconds == 1000)
+    }
+
+    @Test func lifecycleDurationsBecomeWholeMilliseconds() {
+        var configuration = Configuration(offloadIdle: .milliseconds(250), maintenanceInterval: .seconds(2))
+        #expect(configuration.offloadIdleMilliseconds == 250)
+        #expect(configuration.maintenanceIntervalMilliseconds == 2000)
+        // Rounded up, and never 0 (which C reads as "off" or "the default").
+        configuration.offloadIdle = .zero
+        #expect(configuration.offloadIdleMilliseconds == 1)
+        configuration.offloadIdle = .microseconds(1500)
+        #expect(configuration.offloadIdleMilliseconds == 2)
+        configuration.maintenanceInterval = .nanoseconds(1)
+        #expect(configuration.maintenanceIntervalMilliseconds == 1)
+        // Out of range.
+        configuration.offloadIdle = .milliseconds(-1)
+        #expect(configuration.offloadIdleMilliseconds == nil)
+        configuration.offloadIdle = .milliseconds(Int64(Int32.max) + 1)
+        #expect(configuration.offloadIdleMilliseconds == nil)
+        configuration.maintenanceInterval = .zero
+        #expect(configuration.maintenanceIntervalMilliseconds == nil)
+        configuration.maintenanceInterval = .seconds(-1)
+        #expect(configuration.maintenanceIntervalMilliseconds == nil)
+        configuration.maintenanceInterval = .seconds(Int64.max)
+        #expect(configuration.maintenanceIntervalMilliseconds == nil)
+    }
+
+    @Test(arguments: [
+        Configuration(offloadIdle: .seconds(-1)),
+        Configuration(offloadIdle: .seconds(3_000_000)),
+        Configuration(offloadIdle: .seconds(1), maintenanceInterval: .zero),
+        Configuration(maintenanceInterval: .milliseconds(-5)),
+    ])
+    func lifecycleDurationsOutOfRangeAreEINVAL(configuration: Configuration) async throws {
+        await withTemporaryDirectory { directory in
+            #expect(throws: LayeredError.EINVAL) {
+                try Database(url: directory.appendingPathComponent("home"), configuration: configuration)
+            }
+        }
     }
 
     @Test func failpointsBecomeTheCList() {

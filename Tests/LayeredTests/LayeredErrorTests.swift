@@ -13,10 +13,20 @@ import Glibc
         #expect(LayeredError.panic("").code == -31801)
         #expect(LayeredError.corrupt.code == -31802)
         #expect(LayeredError.notArchived.code == -31803)
+        #expect(LayeredError.inProgress.code == -31804)
         #expect(LayeredError.notFound.code == LAYERED_NOTFOUND)
         #expect(LayeredError.panic("x").code == LAYERED_PANIC)
         #expect(LayeredError.corrupt.code == LAYERED_CORRUPT)
         #expect(LayeredError.notArchived.code == LAYERED_NOT_ARCHIVED)
+        #expect(LayeredError.inProgress.code == LAYERED_IN_PROGRESS)
+        // The reserved range ends at the last code: no library code is left without a case.
+        #expect(LAYERED_ERROR_MIN == LAYERED_IN_PROGRESS)
+        #expect(LAYERED_ERROR_MAX == LAYERED_NOTFOUND)
+        for code in LAYERED_ERROR_MIN...LAYERED_ERROR_MAX {
+            if case .unknown = LayeredError(code: code) {
+                Issue.record("no case for library code \(code)")
+            }
+        }
     }
 
     @Test func errnoCasesMatchGlibc() {
@@ -37,7 +47,7 @@ import Glibc
             #expect(error.code > 0)
         }
         // Every named case is checked above or in the library-code test.
-        #expect(LayeredError.named.count == expected.count + 3)
+        #expect(LayeredError.named.count == expected.count + 4)
     }
 
     @Test func everyNamedCodeRoundTrips() {
