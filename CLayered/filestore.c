@@ -84,6 +84,9 @@
 #define REC_PUT 1
 #define REC_DEL 2
 #define REC_TOMB 3
+/* A clear marker: every record before it is dead (the drain's clear of an
+ * ingest, an append instead of a truncate on the step-up's path). */
+#define REC_CLEAR 4
 
 #define REC_KLEN_MASK 0xffffffu
 
@@ -279,6 +282,8 @@ rec_hdr_decode(const unsigned char *p, struct rec_hdr *h)
     h->klen = kt & REC_KLEN_MASK;
     h->type = kt >> 24;
     h->vlen = le32_get(p + 20);
+    if (h->type == REC_CLEAR)
+        return (h->klen == 0 && h->vlen == 0);
     if (h->klen == 0 || h->klen > LAYERED_KEY_MAX ||
         h->vlen > LAYERED_VALUE_MAX)
         return (false);
@@ -973,6 +978,10 @@ fs_load(fs_file *f, uint64_t size)
 
         if (h.lsn > f->max_lsn)
             f->max_lsn = h.lsn;
+        if (h.type == REC_CLEAR) {
+            idx_reset(f);
+            continue;
+        }
         n = idx_find(&f->tree, p + REC_HDR_SIZE, h.klen, &parent, &dir);
         if (h.type == REC_DEL) {
             if (n != NULL)
@@ -1554,6 +1563,21 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
 
     (void)pthread_rwlock_wrlock(&f->lock);
     dead = f->end - FILE_HDR_SIZE - f->live_bytes;
+    if (f->entries == 0 && f->end > FILE_HDR_SIZE) {
+        /* Nothing live (a drained ingest): cut the file back to its
+         * header, no rewrite needed.  Positions from before moved. */
+        FS_ERR(fs_flush(f));
+        f->wgen++;
+        if (ftruncate(f->fd, FILE_HDR_SIZE) != 0)
+            FS_ERR(errno);
+        f->end = f->disk_end = FILE_HDR_SIZE;
+        f->tail_dirty = false;
+        idx_reset(f);
+        FS_ERR(fs_datasync(f));
+        if (compactedp != NULL)
+            *compactedp = true;
+        goto err;
+    }
     if (!force && (f->end <= COMPACT_MIN_BYTES || dead <= f->live_bytes))
         goto err;
     FS_ERR(fs_flush(f));
@@ -1644,15 +1668,23 @@ err:
 int
 fs_clear(fs_file *f, unsigned flags)
 {
+    unsigned char hdr[REC_HDR_SIZE];
+    struct iovec iov;
+    uint64_t lsn;
     int ret = 0;
 
     (void)pthread_rwlock_wrlock(&f->lock);
-    f->wgen++;
-    if (ftruncate(f->fd, FILE_HDR_SIZE) != 0)
-        FS_ERR(errno);
-    f->end = f->disk_end = FILE_HDR_SIZE;
-    f->tail_dirty = false;
-    f->max_lsn = 0;
+    /* Append a clear marker rather than truncate: an append is cheap where
+     * freeing blocks is not (a truncate may discard them synchronously),
+     * and the step-up waits for this.  The dead bytes before the marker
+     * are reclaimed by a later checkpoint's compaction. */
+    FS_ERR(fs_flush(f));
+    lsn = atomic_fetch_add(f->env.lsn, 1) + 1;
+    rec_hdr_encode(hdr, REC_CLEAR, lsn, 0, 0, crc32c(0, "", 0));
+    iov.iov_base = hdr;
+    iov.iov_len = sizeof(hdr);
+    FS_ERR(fs_write_at_end(f, &iov, 1));
+    f->end = f->disk_end = f->disk_end + sizeof(hdr);
     f->sync_error = 0;
     idx_reset(f);
     if (!(flags & FS_NOSYNC))

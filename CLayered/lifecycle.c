@@ -102,7 +102,7 @@ unlock_constituent(struct dhandle *dh)
  *     The offload of one table, explicit or automatic.
  */
 static int
-offload_table(layered_conn *conn, const char *name)
+offload_table(layered_conn *conn, const char *name, bool explicit_call)
 {
     struct dhandle *ingest = NULL, *stable = NULL;
     struct table *t;
@@ -143,8 +143,11 @@ offload_table(layered_conn *conn, const char *name)
         (ret = lock_constituent(conn, name, false, false, &stable)) != 0)
         goto undo;
     if (!fs_empty(ingest->fs)) {
-        layered_msg(conn, "offload layered:%s: the ingest holds rows not "
-                    "yet drained", name);
+        /* The maintenance task retries every pass: only an explicit call
+         * explains its EBUSY. */
+        if (explicit_call)
+            layered_msg(conn, "offload layered:%s: the ingest holds rows "
+                        "not yet drained", name);
         ret = EBUSY;
         goto undo;
     }
@@ -225,7 +228,7 @@ layered_offload(layered_session *session, const char *uri)
 
     if ((ret = session_table(session, uri, &conn, &name)) != 0)
         return ret;
-    return offload_table(conn, name);
+    return offload_table(conn, name, true);
 }
 
 int
@@ -434,7 +437,7 @@ auto_offload_pass(layered_conn *conn)
     if (n > 0)
         (void)fp_hit(&conn->fps, "offload.decided");
     for (i = 0; i < n && !conn_panicked(conn); i++) {
-        ret = offload_table(conn, names[i]);
+        ret = offload_table(conn, names[i], false);
         if (ret == LAYERED_NOT_ARCHIVED) {
             (void)atomic_fetch_add(&conn->st_offloads_refused, 1);
             layered_msg(conn, "auto-offload of layered:%s refused: "

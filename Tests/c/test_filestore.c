@@ -1253,11 +1253,23 @@ test_clear(const char *dir)
     CHECK_OK(fs_seek(f, "a", 1, FS_EQ, &pos));
     CHECK_OK(fs_clear(f, 0));
     CHECK(fs_empty(f));
-    CHECK(file_size(path) == 32);
+    /* The clear is a 24-byte marker appended after the dead records. */
+    CHECK(file_size(path) == 32 + 2 * 26 + 24);
     fs_get_info(f, &info);
-    CHECK(info.file_bytes == 32 && info.live_bytes == 0 && info.entries == 0);
+    CHECK(info.file_bytes == 32 + 2 * 26 + 24 && info.live_bytes == 0 &&
+          info.entries == 0);
     /* A position from before the clear finds nothing after it. */
     CHECK_RET(LAYERED_NOTFOUND, fs_seek(f, NULL, 0, FS_NEXT, &pos));
+    /* Reopened, the marker still hides everything before it. */
+    CHECK_OK(fs_close(f));
+    CHECK_OK(fs_open(path, 0, &env, &f));
+    CHECK(fs_empty(f));
+    /* Compaction of a file with nothing live cuts it to its header. */
+    {
+        bool compacted;
+        CHECK_OK(fs_compact(f, false, &compacted));
+        CHECK(compacted && file_size(path) == 32);
+    }
     CHECK_OK(fs_put(f, "c", 1, "3", 1, NULL));
     CHECK_OK(fs_close(f));
     CHECK_OK(fs_open(path, 0, &env, &f));
