@@ -9,11 +9,14 @@
  *   2. Under the schema lock and the drain lock it queues one item per
  *      table whose ingest holds data, pinning the ingest handle (the pin
  *      keeps the memory valid; it does not stop a drop).
- *   3. drain_threads - 1 workers plus the calling thread take items: under
- *      the drain lock an item moves from the queue to the in-flight list,
- *      then, with no drain-wide lock held, the worker opens the ingest and
- *      stable constituents by name (shared locks: the "cursor opens"),
- *      copies (fs_copy), releases them, reopens the ingest and clears it.
+ *   3. drain_threads - 1 workers plus the calling thread take batches of
+ *      items: under the drain lock items move from the queue to the
+ *      in-flight list; then, with no drain-wide lock held, for each item
+ *      the worker opens the ingest and stable constituents by name (shared
+ *      locks: the "cursor opens"), copies (fs_copy) and releases them; one
+ *      sync makes the batch's copies durable; then for each item it
+ *      reopens the ingest and clears it; one more sync makes the clears
+ *      durable (see DRAIN_BATCH_MAX below).
  *   4. The first error stops every worker; step-up then panics the
  *      connection.  Otherwise the drained LSNs go into one metadata
  *      snapshot.
