@@ -14,7 +14,9 @@
  *   -s  seconds per point-operation run (1)
  *   -w  comma-separated workloads: copy100, copy1k, many, point (all)
  *   -e  comma-separated engines (every one built in)
- *   -o  also write the copy figures as a data file for the chart
+ *   -o  also write the figures as tab-separated lines for the chart and
+ *       the goals: "copy100|copy1k ENGINE MB/s min max" and
+ *       "many ENGINE us-per-table min max tables"
  * Prints Markdown tables on stdout and progress on stderr.
  *
  * The engines run interleaved (run 1 of every engine, then run 2, ...), so
@@ -61,6 +63,7 @@ static int n_engines;
 static const char *base_dir;
 static int runs = 5;
 static unsigned char *value_pool;
+static uint64_t start_ns;
 
 /* ---- helpers shared with the engines ---- */
 
@@ -136,6 +139,18 @@ path_join(char *out, size_t size, const char *dir, const char *name)
 {
     if ((size_t)snprintf(out, size, "%s/%s", dir, name) >= size)
         fail("harness", "path", name);
+}
+
+/* Progress on stderr, stamped with the seconds since the start. */
+static void __attribute__((format(printf, 1, 2)))
+progress(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "[%6.1f] ", (bench_now_ns() - start_ns) / 1e9);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- statistics ---- */
@@ -272,7 +287,7 @@ copy_workload(const char *label, uint64_t rows, size_t value_len)
             continue;
         engine_dir(dirs[e], sizeof(dirs[e]), engines[e], label);
         w.dir = dirs[e];
-        fprintf(stderr, "%s: %s: preparing\n", label, engines[e]->name);
+        progress("%s: %s: preparing\n", label, engines[e]->name);
         state[e] = engines[e]->copy_prepare(&w);
     }
     for (r = 0; r < runs; r++) {
@@ -280,12 +295,12 @@ copy_workload(const char *label, uint64_t rows, size_t value_len)
             if (state[e] == NULL)
                 continue;
             sec[e].v[sec[e].n++] = engines[e]->copy_run(state[e], r);
-            fprintf(stderr, "%s: run %d: %-16s %.3f s\n", label, r + 1,
+            progress("%s: run %d: %-16s %.3f s\n", label, r + 1,
                     engines[e]->name, sec[e].v[sec[e].n - 1]);
         }
         wsync.v[wsync.n++] = write_sync_seconds(bytes);
         mcpy.v[mcpy.n++] = memcpy_seconds(bytes);
-        fprintf(stderr, "%s: run %d: write+sync %.3f s, memcpy %.3f s\n",
+        progress("%s: run %d: write+sync %.3f s, memcpy %.3f s\n",
                 label, r + 1, wsync.v[r], mcpy.v[r]);
     }
     for (e = 0; e < n_engines; e++) {
@@ -342,6 +357,24 @@ copy_workload(const char *label, uint64_t rows, size_t value_len)
 }
 
 /*
+ * layered_fd_tables --
+ *     A step-up keeps both constituent files of every table it drains open
+ *     until it finishes, so the limit on open files caps the tables one
+ *     step-up can drain: the largest multiple of 1,000 that fits.
+ */
+static int
+layered_fd_tables(void)
+{
+    struct rlimit rl;
+    rlim_t n;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1 << 30;
+    n = rl.rlim_cur > 512 ? (rl.rlim_cur - 512) / 2 : 0;
+    return n >= 1000 ? (int)(n / 1000 * 1000) : (int)n;
+}
+
+/*
  * many_workload --
  *     `tables` tables of 100 rows each, copied (drained) durably in one
  *     operation; reports the cost per table.  An engine with a table cap
@@ -365,10 +398,15 @@ many_workload(int tables)
         ntab[e] = tables;
         if (engines[e]->max_tables > 0 && engines[e]->max_tables < tables)
             ntab[e] = engines[e]->max_tables;
+        if (engines[e] == &engine_layered && ntab[e] > layered_fd_tables()) {
+            ntab[e] = layered_fd_tables();
+            progress("many: layered: only %d tables fit in the limit on open "
+                     "files (ulimit -n)\n", ntab[e]);
+        }
         w.tables = ntab[e];
         engine_dir(dirs[e], sizeof(dirs[e]), engines[e], "many");
         w.dir = dirs[e];
-        fprintf(stderr, "many: %s: preparing %d tables\n", engines[e]->name,
+        progress("many: %s: preparing %d tables\n", engines[e]->name,
                 ntab[e]);
         state[e] = engines[e]->many_prepare(&w);
     }
@@ -377,7 +415,7 @@ many_workload(int tables)
             if (state[e] == NULL)
                 continue;
             sec[e].v[sec[e].n++] = engines[e]->many_run(state[e], r);
-            fprintf(stderr, "many: run %d: %-16s %.3f s\n", r + 1,
+            progress("many: run %d: %-16s %.3f s\n", r + 1,
                     engines[e]->name, sec[e].v[sec[e].n - 1]);
         }
     printf("\n### Many tables: 100 rows each (16-byte keys, 100-byte "
@@ -397,6 +435,11 @@ many_workload(int tables)
                ntab[e], med, fig_min(&sec[e]), fig_max(&sec[e]),
                med * 1e6 / ntab[e], fig_min(&sec[e]) * 1e6 / ntab[e],
                fig_max(&sec[e]) * 1e6 / ntab[e], ntab[e] * 100.0 / med);
+        if (chart)
+            fprintf(chart, "many\t%s\t%.1f\t%.1f\t%.1f\t%d\n",
+                    engines[e]->name, med * 1e6 / ntab[e],
+                    fig_min(&sec[e]) * 1e6 / ntab[e],
+                    fig_max(&sec[e]) * 1e6 / ntab[e], ntab[e]);
     }
     fflush(stdout);
 }
@@ -475,7 +518,7 @@ point_workload(uint64_t rows, double seconds)
             continue;
         engine_dir(dirs[e], sizeof(dirs[e]), engines[e], "point");
         w.dir = dirs[e];
-        fprintf(stderr, "point: %s: preparing\n", engines[e]->name);
+        progress("point: %s: preparing\n", engines[e]->name);
         state[e] = engines[e]->point_prepare(&w);
     }
     for (r = 0; r < runs; r++)
@@ -487,7 +530,7 @@ point_workload(uint64_t rows, double seconds)
                     state[e],
                     k < 2 ? engines[e]->point_read : engines[e]->point_insert,
                     k % 2 + 1, seconds, rows, r, k);
-                fprintf(stderr, "point: run %d: %-16s %-18s %.0f ops/s\n",
+                progress("point: run %d: %-16s %-18s %.0f ops/s\n",
                         r + 1, engines[e]->name, kinds[k],
                         ops[e][k].v[ops[e][k].n - 1]);
             }
@@ -551,6 +594,7 @@ main(int argc, char *argv[])
     double seconds = 1;
     size_t i;
 
+    start_ns = bench_now_ns();
     base_dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : "/tmp";
     while ((opt = getopt(argc, argv, "d:r:n:t:p:s:w:e:o:")) != -1)
         switch (opt) {
