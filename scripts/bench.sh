@@ -51,6 +51,7 @@ echo "== bench_peers"
 "$bin/bench/peers/bench_peers" -d "$work" -r "$runs" -s 0.5 -o "$out/data.tsv" ${BENCH_PEERS_ARGS:-} | tee "$out/peers.md"
 elapsed=$(( $(date +%s) - started ))
 
+mkdir -p docs
 # ---- the chart: copy throughput, MB/s of keys and values, with min..max ----
 awk -F'\t' '$1 == "copy100" || $1 == "copy1k" {
     key = $2; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
@@ -61,7 +62,7 @@ awk -F'\t' '$1 == "copy100" || $1 == "copy1k" {
 gnuplot <<EOF
 set terminal pngcairo size 1000,560 font "sans,11"
 set output "docs/benchmarks-copy.png"
-set title "Copy 1,000,000 rows durably (16-byte keys): MB/s of keys and values, median of $runs runs (bars: min..max)"
+set title "Copy one table durably, 16-byte keys: MB/s of keys and values, median of $runs runs (bars: min..max)"
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.85 border -1
