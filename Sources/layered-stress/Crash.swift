@@ -281,7 +281,7 @@ extension Stress {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executablePath)
         let json = String(decoding: try! JSONEncoder().encode(spec), as: UTF8.self)
-        process.arguments = ["child", "--spec", json]
+        process.arguments = ["--child-spec", json]
         let pipe = Pipe()
         process.standardOutput = pipe
         do {

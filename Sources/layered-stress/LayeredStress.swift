@@ -15,8 +15,126 @@ struct LayeredStress: ParsableCommand {
             a child process that it kills with SIGKILL mid-cycle before recovering.  The exit \
             status is 0 only if every invariant held.
             """,
-        subcommands: [Run.self, Child.self],
-        defaultSubcommand: Run.self)
+        version: "0.1.0")
+
+    @Option(name: .shortAndLong, help: "Seconds to run (default 30, unless --cycles is given).")
+    var duration: Double?
+
+    @Option(name: .shortAndLong, help: "Cycles to run instead of a duration.")
+    var cycles: Int?
+
+    @Option(help: "Tables created per cycle; about half of the live tables are dropped each cycle.")
+    var tables = 48
+
+    @Option(help: "Writes per table per cycle while filling the ingest constituents.")
+    var rows = 40
+
+    @Option(help: "Writer threads (filling, and writing during the step-up).")
+    var writers = 4
+
+    @Option(help: "Reader threads during the step-up.")
+    var readers = 2
+
+    @Option(help: "Threads dropping tables (force, no checkpoint wait) during the step-up.")
+    var droppers = 2
+
+    @Option(help: "Threads that drain at step-up, including the calling one (1-64).")
+    var drainThreads = 4
+
+    @Option(help: "Drain policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var policy: PolicyName = .skipMissing
+
+    @Option(help: "Durability of each write: none, write, fsync.  With none, writes are durable only at checkpoint or close, so kill -9 cycles lose acknowledged writes (and say so).")
+    var sync: SyncName = .write
+
+    @Option(help: "Seed of the schedule (default: random; every run prints it).")
+    var seed: UInt64?
+
+    @Option(help: "Database home directory (default: a temporary one, removed afterwards unless --keep).")
+    var home: String?
+
+    @Flag(help: "Keep the home directory.")
+    var keep = false
+
+    @Option(
+        name: .customLong("failpoint"),
+        help: ArgumentHelp(
+            "A failpoint NAME=ACTION to set at every open, e.g. drain.before_lock=sleep(1) (repeatable; default none).",
+            discussion: "A sleep or pause only widens a window that exists anyway; return(ERR) injects an error, which the tool then reports."))
+    var failpoints: [String] = []
+
+    @Option(help: "Probability that a cycle closes and reopens the database.")
+    var reopenRate = 0.2
+
+    @Option(help: "Probability that a cycle runs a child process and kills it with SIGKILL.")
+    var crashRate = 0.1
+
+    @Flag(help: "Stop at the first cycle with a violation.")
+    var stopOnFailure = false
+
+    @Flag(name: .shortAndLong, help: "Print the library's messages and each cycle's summary.")
+    var verbose = false
+
+    /// Set when the tool runs itself as the child of a kill-and-recover cycle: the child's
+    /// work, as JSON.
+    @Option(help: .hidden)
+    var childSpec: String?
+
+    func validate() throws {
+        guard tables >= 1, rows >= 1, writers >= 1, readers >= 0, droppers >= 1 else {
+            throw ValidationError("--tables, --rows, --writers and --droppers must be at least 1")
+        }
+        guard (1...64).contains(drainThreads) else {
+            throw ValidationError("--drain-threads must be 1 to 64")
+        }
+        guard (0...1).contains(reopenRate), (0...1).contains(crashRate) else {
+            throw ValidationError("--reopen-rate and --crash-rate are probabilities (0 to 1)")
+        }
+        for item in failpoints where item != "none" && !item.contains("=") {
+            throw ValidationError("--failpoint takes NAME=ACTION, e.g. drain.copy=sleep(2)")
+        }
+    }
+
+    func run() throws {
+        if let childSpec {
+            let spec = try JSONDecoder().decode(ChildSpec.self, from: Data(childSpec.utf8))
+            throw ExitCode(ChildProcess(spec: spec).run())
+        }
+        var generator = SystemRandomNumberGenerator()
+        let settings = RunSettings(
+            seed: seed ?? generator.next() % 1_000_000_000,
+            duration: cycles == nil ? (duration ?? 30) : duration,
+            cycles: cycles,
+            tables: tables, rows: rows, writers: writers, readers: readers,
+            droppers: droppers, drainThreads: drainThreads, policy: policy, sync: sync,
+            failpoints: failpoints.filter { $0 != "none" },
+            reopenRate: reopenRate, crashRate: crashRate,
+            stopOnFailure: stopOnFailure, verbose: verbose)
+
+        let temporary = home == nil
+        let homePath: String
+        if let home {
+            homePath = home
+        } else {
+            let template = NSTemporaryDirectory() + "layered-stress.XXXXXX"
+            var buffer = Array(template.utf8CString)
+            guard mkdtemp(&buffer) != nil else {
+                throw ValidationError("cannot create a temporary directory in \(NSTemporaryDirectory())")
+            }
+            homePath = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/db"
+        }
+        defer {
+            if temporary && !keep {
+                try? FileManager.default.removeItem(atPath: (homePath as NSString).deletingLastPathComponent)
+            } else {
+                Output.line("home kept at \(homePath)")
+            }
+        }
+
+        let stress = Stress(settings: settings, home: homePath)
+        let passed = stress.run()
+        if !passed { throw ExitCode(1) }
+    }
 }
 
 /// The drain policies, by their command-line names.
@@ -86,137 +204,5 @@ struct RunSettings: Codable {
         Configuration(
             drainThreads: drainThreads, drainPolicy: policy.policy, sync: sync.level,
             failpoints: failpointMap, messageHandler: messages)
-    }
-}
-
-extension LayeredStress {
-    struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Run the stress test (the default).")
-
-        @Option(name: .shortAndLong, help: "Seconds to run (default 30, unless --cycles is given).")
-        var duration: Double?
-
-        @Option(name: .shortAndLong, help: "Cycles to run instead of a duration.")
-        var cycles: Int?
-
-        @Option(help: "Tables created per cycle; about half of the live tables are dropped each cycle.")
-        var tables = 48
-
-        @Option(help: "Writes per table per cycle while filling the ingest constituents.")
-        var rows = 40
-
-        @Option(help: "Writer threads (filling, and writing during the step-up).")
-        var writers = 4
-
-        @Option(help: "Reader threads during the step-up.")
-        var readers = 2
-
-        @Option(help: "Threads dropping tables (force, no checkpoint wait) during the step-up.")
-        var droppers = 2
-
-        @Option(help: "Threads that drain at step-up, including the calling one (1-64).")
-        var drainThreads = 4
-
-        @Option(help: "Drain policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).")
-        var policy: PolicyName = .skipMissing
-
-        @Option(help: "Durability of each write: none, write, fsync.")
-        var sync: SyncName = .write
-
-        @Option(help: "Seed of the schedule (default: random; every run prints it).")
-        var seed: UInt64?
-
-        @Option(help: "Database home directory (default: a temporary one, removed afterwards unless --keep).")
-        var home: String?
-
-        @Flag(help: "Keep the home directory.")
-        var keep = false
-
-        @Option(
-            name: .customLong("failpoint"),
-            help: ArgumentHelp(
-                "A failpoint NAME=ACTION to set at every open, e.g. drain.before_lock=sleep(1) (repeatable; default none).",
-                discussion: "A sleep or pause only widens a window that exists anyway; return(ERR) injects an error, which the tool then reports."))
-        var failpoints: [String] = []
-
-        @Option(help: "Probability that a cycle closes and reopens the database.")
-        var reopenRate = 0.2
-
-        @Option(help: "Probability that a cycle runs a child process and kills it with SIGKILL.")
-        var crashRate = 0.1
-
-        @Flag(help: "Stop at the first cycle with a violation.")
-        var stopOnFailure = false
-
-        @Flag(name: .shortAndLong, help: "Print the library's messages and each cycle's summary.")
-        var verbose = false
-
-        func validate() throws {
-            guard tables >= 1, rows >= 1, writers >= 1, readers >= 0, droppers >= 1 else {
-                throw ValidationError("--tables, --rows, --writers and --droppers must be at least 1")
-            }
-            guard (1...64).contains(drainThreads) else {
-                throw ValidationError("--drain-threads must be 1 to 64")
-            }
-            guard (0...1).contains(reopenRate), (0...1).contains(crashRate) else {
-                throw ValidationError("--reopen-rate and --crash-rate are probabilities (0 to 1)")
-            }
-            for item in failpoints where item != "none" && !item.contains("=") {
-                throw ValidationError("--failpoint takes NAME=ACTION, e.g. drain.copy=sleep(2)")
-            }
-        }
-
-        func run() throws {
-            var generator = SystemRandomNumberGenerator()
-            let settings = RunSettings(
-                seed: seed ?? generator.next() % 1_000_000_000,
-                duration: cycles == nil ? (duration ?? 30) : duration,
-                cycles: cycles,
-                tables: tables, rows: rows, writers: writers, readers: readers,
-                droppers: droppers, drainThreads: drainThreads, policy: policy, sync: sync,
-                failpoints: failpoints.filter { $0 != "none" },
-                reopenRate: reopenRate, crashRate: crashRate,
-                stopOnFailure: stopOnFailure, verbose: verbose)
-
-            let temporary = home == nil
-            let homePath: String
-            if let home {
-                homePath = home
-            } else {
-                let template = NSTemporaryDirectory() + "layered-stress.XXXXXX"
-                var buffer = Array(template.utf8CString)
-                guard mkdtemp(&buffer) != nil else {
-                    throw ValidationError("cannot create a temporary directory in \(NSTemporaryDirectory())")
-                }
-                homePath = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/db"
-            }
-            defer {
-                if temporary && !keep {
-                    try? FileManager.default.removeItem(atPath: (homePath as NSString).deletingLastPathComponent)
-                } else {
-                    print("home kept at \(homePath)")
-                }
-            }
-
-            let stress = Stress(settings: settings, home: homePath)
-            let passed = stress.run()
-            if !passed { throw ExitCode(1) }
-        }
-    }
-
-    /// The child process of a kill-and-recover cycle: runs the operations of a ``ChildSpec``
-    /// and reports each intent and acknowledgement on standard output.
-    struct Child: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            shouldDisplay: false)
-
-        @Option(help: "The child's work, as JSON.")
-        var spec: String
-
-        func run() throws {
-            let spec = try JSONDecoder().decode(ChildSpec.self, from: Data(spec.utf8))
-            throw ExitCode(ChildProcess(spec: spec).run())
-        }
     }
 }

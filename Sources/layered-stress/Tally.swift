@@ -56,7 +56,8 @@ final class Tally: @unchecked Sendable {
     private var operations: [Operation: Int] = [:]
     private var dropTimings: [DropTiming: Int] = [:]
     private var violationCounts: [String: Int] = [:]
-    private(set) var violationSamples: [String] = []
+    /// The first few violations of each kind.
+    private(set) var violationSamples: [String: [String]] = [:]
     private(set) var panicMessages: [String] = []
     private(set) var firstViolationAt: Double?
     private(set) var firstViolationCycle: Int?
@@ -112,8 +113,8 @@ final class Tally: @unchecked Sendable {
     func violation(_ kind: String, _ detail: String) {
         withLock {
             violationCounts[kind, default: 0] += 1
-            if violationSamples.count < 20 {
-                violationSamples.append("cycle \(cycle): \(kind): \(detail)")
+            if violationSamples[kind, default: []].count < 3 {
+                violationSamples[kind, default: []].append("cycle \(cycle): \(kind): \(detail)")
             }
             if firstViolationAt == nil {
                 firstViolationAt = (ContinuousClock.now - started).seconds
@@ -167,8 +168,10 @@ final class Tally: @unchecked Sendable {
             for (kind, count) in violationCounts.sorted(by: { $0.key < $1.key }) {
                 lines.append("                  \(String(count).leftPadded(6))  \(kind)")
             }
-            for sample in violationSamples.prefix(10) {
-                lines.append("                  \(sample)")
+            for (_, samples) in violationSamples.sorted(by: { $0.key < $1.key }) {
+                for sample in samples {
+                    lines.append("                  \(sample)")
+                }
             }
             if let firstViolationAt, let firstViolationCycle {
                 row("first failure", String(format: "after %.1f s, in cycle %d", firstViolationAt, firstViolationCycle))
