@@ -227,6 +227,10 @@ cursor_write_target(layered_cursor *c)
 
     lock_order_acquire(LOCK_ROLE);
     (void)pthread_rwlock_rdlock(&conn->role_lock);
+    /* A step-up that failed panicked before releasing the role lock: a
+     * write that waited for it must not go on. */
+    if (conn_panicked(conn))
+        return NULL;
     return atomic_load(&conn->role) == LAYERED_ROLE_LEADER ? c->stable
                                                             : c->ingest;
 }
@@ -253,9 +257,11 @@ layered_cursor_insert(layered_cursor *c, const void *key, size_t klen,
     if (!c->layered)
         return ENOTSUP;
     cursor_unposition(c);
-    target = cursor_write_target(c);
-    ret = fs_put(target->fs, key, klen, value == NULL ? "" : value, vlen,
-                 NULL);
+    if ((target = cursor_write_target(c)) == NULL)
+        ret = LAYERED_PANIC;
+    else
+        ret = fs_put(target->fs, key, klen, value == NULL ? "" : value, vlen,
+                     NULL);
     cursor_write_done(c);
     if (ret == 0)
         (void)atomic_fetch_add(&c->session->conn->st_inserts, 1);
@@ -293,8 +299,9 @@ layered_cursor_remove(layered_cursor *c, const void *key, size_t klen)
     if (!c->layered)
         return ENOTSUP;
     cursor_unposition(c);
-    target = cursor_write_target(c);
-    if ((ret = visible(c, key, klen)) == 0)
+    if ((target = cursor_write_target(c)) == NULL)
+        ret = LAYERED_PANIC;
+    else if ((ret = visible(c, key, klen)) == 0)
         /* On a follower the ingest keeps a tombstone that hides the
          * stable value until the drain removes it there too. */
         ret = fs_del(target->fs, key, klen, target == c->ingest, NULL);

@@ -64,9 +64,10 @@ struct drain_ctx {
 };
 
 /*
- * A worker takes a batch of items at once: up to DRAIN_BATCH_MAX tables or
+ * A worker drains in batches of up to DRAIN_BATCH_MAX tables or
  * DRAIN_BATCH_BYTES of ingest, whichever comes first (the first item is
- * always taken).  It copies every table of the batch without syncing,
+ * always taken; items leave the queue one by one, as their copy starts).
+ * It copies every table of the batch without syncing,
  * makes all the stable copies durable with one sync, clears every ingest
  * without syncing, and makes the clears durable with one more sync.  A
  * clear therefore never becomes durable before its copy, and the step-up
@@ -224,28 +225,27 @@ drain_sync(layered_conn *conn, struct drain_item **batch, int n, bool stable)
 }
 
 /*
- * drain_batch_take --
- *     Move a batch of items from the queue to the in-flight list.
+ * drain_take --
+ *     Move the next item from the queue to the in-flight list, unless the
+ *     batch already holds `bytes` of ingest and would grow past the limit.
+ *     Items move one at a time, as their copy starts, so an item a worker
+ *     has not reached is still queued (a queue-scan drop can remove it).
  */
-static int
-drain_batch_take(layered_conn *conn, struct drain_item **batch)
+static struct drain_item *
+drain_take(layered_conn *conn, int n, uint64_t bytes)
 {
     struct drain_item *item;
-    uint64_t bytes = 0;
-    int n = 0;
 
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
-    while (n < DRAIN_BATCH_MAX &&
-           (item = TAILQ_FIRST(&conn->drain_queue)) != NULL &&
-           (n == 0 || bytes + item->ingest_bytes <= DRAIN_BATCH_BYTES)) {
+    if ((item = TAILQ_FIRST(&conn->drain_queue)) != NULL &&
+        (n == 0 || bytes + item->ingest_bytes <= DRAIN_BATCH_BYTES)) {
         TAILQ_REMOVE(&conn->drain_queue, item, link);
         item->in_flight = true;
         TAILQ_INSERT_TAIL(&conn->drain_inflight, item, link);
-        bytes += item->ingest_bytes;
-        batch[n++] = item;
-    }
+    } else
+        item = NULL;
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
-    return n;
+    return item;
 }
 
 /*
@@ -326,17 +326,30 @@ drain_worker(void *arg)
         (void)pthread_mutex_unlock(&ctx->lock);
         return NULL;
     }
-    while (!atomic_load(&ctx->stop) &&
-           (n = drain_batch_take(conn, batch)) > 0) {
-        /* Items a failure leaves unprocessed report EAGAIN; the failure
-         * itself, earlier in the batch, is what the step-up reports. */
-        for (i = 0; i < n; i++)
-            batch[i]->result = EAGAIN;
-        for (i = 0, ret = 0; i < n && ret == 0 && !atomic_load(&ctx->stop);
-             i++)
-            if ((batch[i]->result = drain_copy(conn, batch[i])) != 0 &&
-                batch[i]->result != LAYERED_NOTFOUND)
-                ret = batch[i]->result;
+    for (;;) {
+        struct drain_item *item;
+        uint64_t bytes = 0;
+
+        /* Copy items one after the other until the batch is full or the
+         * queue is empty, then make the batch durable and clear it.  The
+         * first real error ends the batch: its copies are not synced and
+         * nothing is cleared. */
+        for (n = 0, ret = 0; n < DRAIN_BATCH_MAX && ret == 0 &&
+                             !atomic_load(&ctx->stop) &&
+                             (item = drain_take(conn, n, bytes)) != NULL;
+             n++) {
+            batch[n] = item;
+            bytes += item->ingest_bytes;
+            if ((item->result = drain_copy(conn, item)) != 0 &&
+                item->result != LAYERED_NOTFOUND)
+                ret = item->result;
+        }
+        if (n == 0)
+            break;
+        if (ret != 0)
+            for (i = 0; i < n; i++)
+                if (batch[i]->result == 0)
+                    batch[i]->result = EAGAIN; /* copied, not made durable */
         if (ret == 0 && (ret = drain_sync(conn, batch, n, true)) != 0)
             for (i = 0; i < n; i++)
                 if (batch[i]->result == 0)
@@ -537,6 +550,15 @@ workers_done:
         (void)atomic_fetch_add(&conn->st_step_ups, 1);
 
 done:
+    /* Panic while still holding the role lock: a write waiting for the
+     * step-up must find the connection panicked when it gets the lock,
+     * not write into a stable constituent whose ingest was never drained
+     * (the ingest value would hide it).  The handler runs with the
+     * checkpoint and role locks held; statistics take neither. */
+    if (ctx.error != 0)
+        ret = layered_panic(conn, ctx.error,
+                            "step-up failed: draining layered:%s: %s",
+                            ctx.error_table, layered_strerror(ctx.error));
     (void)pthread_rwlock_unlock(&conn->role_lock);
     lock_order_release(LOCK_ROLE);
     conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);
@@ -544,12 +566,7 @@ done:
     if (stats != NULL)
         *stats = ctx.stats;
     (void)pthread_mutex_destroy(&ctx.lock);
-    dh_sweep(conn);
-    if (ctx.error != 0)
-        /* Locks are released first: the handler may inspect the
-         * connection (statistics) without deadlocking. */
-        return layered_panic(conn, ctx.error,
-                             "step-up failed: draining layered:%s: %s",
-                             ctx.error_table, layered_strerror(ctx.error));
-    return 0;
+    if (ctx.error == 0)
+        dh_sweep(conn);
+    return ctx.error != 0 ? ret : 0;
 }

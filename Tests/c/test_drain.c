@@ -306,6 +306,69 @@ drop_before_clear(int policy)
  *     it did upstream: run it in a child and expect SIGABRT.
  */
 /*
+ * write_during_failed_step_up --
+ *     A write waiting for a step-up that then fails must not be
+ *     acknowledged: it would land in stable while the undrained ingest
+ *     still hides it.  Whether the writer is already waiting on the role
+ *     lock or arrives later, it gets LAYERED_PANIC.
+ */
+struct writer {
+    pthread_t tid;
+    layered_session *s;
+    int ret;
+};
+
+static void *
+writer_thread(void *arg)
+{
+    struct writer *w = arg;
+    layered_cursor *c;
+
+    if ((w->ret = layered_cursor_open(w->s, "layered:t", &c)) != 0)
+        return NULL;
+    w->ret = layered_cursor_insert(c, "F000000", 7, "late", 4);
+    (void)layered_cursor_close(c);
+    return NULL;
+}
+
+static void
+write_during_failed_step_up(void)
+{
+    struct stepper st;
+    struct writer w;
+    struct db db;
+    layered_cursor *c;
+    const void *v;
+    size_t vlen;
+
+    printf("  a write waiting for a failing step-up is not acknowledged\n");
+    setup(&db, LAYERED_DRAIN_SKIP_MISSING, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
+    step_up_start(&st, db.conn);
+    CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
+    CHECK_OK(layered_session_open(db.conn, &w.s));
+    CHECK(pthread_create(&w.tid, NULL, writer_thread, &w) == 0);
+    usleep(50000); /* usually the writer is waiting on the role lock now */
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "return(EIO)"));
+    CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
+    step_up_join(&st);
+    CHECK(pthread_join(w.tid, NULL) == 0);
+    CHECK_RET(LAYERED_PANIC, st.ret);
+    CHECK_RET(LAYERED_PANIC, w.ret);
+    db_close(&db);
+    /* After reopen the row still has its acknowledged value. */
+    db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, true);
+    CHECK_OK(layered_cursor_open(db.s, "layered:t", &c));
+    CHECK_OK(layered_cursor_search(c, "F000000", 7));
+    CHECK_OK(layered_cursor_get(c, NULL, NULL, &v, &vlen));
+    CHECK(vlen == strlen("value-F-0") && memcmp(v, "value-F-0", vlen) == 0);
+    CHECK_OK(layered_cursor_close(c));
+    db_close(&db);
+    tu_rmdir(db.home);
+    free(db.home);
+}
+
+/*
  * abort_child --
  *     Runs in a fresh process (re-executed, so no threads were inherited):
  *     the unprotected race with the default panic handler.
@@ -463,6 +526,7 @@ main(int argc, char *argv[])
         drop_before_clear(p);
     }
     unprotected_aborts();
+    write_during_failed_step_up();
     for (p = LAYERED_DRAIN_SKIP_MISSING; p <= LAYERED_DRAIN_QUEUE_SCAN; p++) {
         printf("  %s, random drops during a 40-table step-up\n",
                policy_names[p]);
