@@ -18,8 +18,9 @@ run_ctest release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_ctest asan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=address -DLAYERED_BUILD_BENCH=OFF
 run_ctest tsan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=thread -DLAYERED_BUILD_BENCH=OFF
 
-if [ -f Package.swift ]; then
-  echo "== Swift tests"
-  swift build --build-tests
-  swift test
-fi
+echo "== Swift tests"
+swift build --build-tests
+swift test
+
+echo "== layered-stress end to end"
+Tests/stress/stress_test.sh
