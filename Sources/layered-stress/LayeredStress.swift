@@ -6,7 +6,7 @@ import Layered
 struct LayeredStress: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layered-stress",
-        abstract: "Stress Layered's table lifecycle: step-up drains racing drops, creates, reads, writes, checkpoints, reopens and kill -9.",
+        abstract: "Stress Layered's table lifecycle: step-up drains racing drops, creates, reads, writes, checkpoints, archive, unarchive and offload, reopens and kill -9.",
         discussion: """
             Each cycle opens (or keeps) the database as a follower, creates tables, fills their \
             ingest constituents from concurrent writers, then steps up while other threads drop \
@@ -14,6 +14,13 @@ struct LayeredStress: ParsableCommand {
             every invariant, steps down, and sometimes closes and reopens the database or runs \
             a child process that it kills with SIGKILL mid-cycle before recovering.  The exit \
             status is 0 only if every invariant held.
+
+            The lifecycle workload (on unless --no-lifecycle) runs alongside: the database's \
+            maintenance thread offloads tables archived for --offload-idle ms, while lifecycle \
+            threads archive, unarchive (retrying EAGAIN) and explicitly offload tables during and \
+            after the step-up.  Every cycle then checks that no table is left stopping, that \
+            every offloaded table is listed, keeps its stable file and lost its ingest file, and \
+            comes back with all its acknowledged rows when unarchived.
             """,
         version: "0.1.0")
 
@@ -63,6 +70,20 @@ struct LayeredStress: ParsableCommand {
             discussion: "A sleep or pause only widens a window that exists anyway; return(ERR) injects an error, which the tool then reports."))
     var failpoints: [String] = []
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Run the lifecycle workload: archive, unarchive and offload threads, and the maintenance thread's auto-offload (default on).")
+    var lifecycle = true
+
+    @Option(help: "Lifecycle threads (archive, unarchive, explicit offload); each owns its own tables.")
+    var lifecycleThreads = 2
+
+    @Option(help: "Milliseconds a table stays archived and idle before the maintenance thread offloads it (1 or more).")
+    var offloadIdle = 5
+
+    @Option(help: "Milliseconds between the maintenance thread's looks (1 or more).")
+    var maintenanceInterval = 5
+
     @Option(help: "Probability that a cycle closes and reopens the database.")
     var reopenRate = 0.2
 
@@ -90,6 +111,9 @@ struct LayeredStress: ParsableCommand {
         guard (0...1).contains(reopenRate), (0...1).contains(crashRate) else {
             throw ValidationError("--reopen-rate and --crash-rate are probabilities (0 to 1)")
         }
+        guard lifecycleThreads >= 1, offloadIdle >= 1, maintenanceInterval >= 1 else {
+            throw ValidationError("--lifecycle-threads, --offload-idle and --maintenance-interval must be at least 1")
+        }
         for item in failpoints where item != "none" && !item.contains("=") {
             throw ValidationError("--failpoint takes NAME=ACTION, e.g. drain.copy=sleep(2)")
         }
@@ -109,6 +133,8 @@ struct LayeredStress: ParsableCommand {
             droppers: droppers, drainThreads: drainThreads, policy: policy, sync: sync,
             failpoints: failpoints.filter { $0 != "none" },
             reopenRate: reopenRate, crashRate: crashRate,
+            lifecycle: lifecycle, lifecycleThreads: lifecycleThreads,
+            offloadIdleMilliseconds: offloadIdle, maintenanceIntervalMilliseconds: maintenanceInterval,
             stopOnFailure: stopOnFailure, verbose: verbose)
 
         let temporary = home == nil
@@ -182,6 +208,11 @@ struct RunSettings: Codable {
     var failpoints: [String]
     var reopenRate: Double
     var crashRate: Double
+    /// Whether the lifecycle workload runs (and the maintenance thread auto-offloads).
+    var lifecycle: Bool
+    var lifecycleThreads: Int
+    var offloadIdleMilliseconds: Int
+    var maintenanceIntervalMilliseconds: Int
     var stopOnFailure: Bool
     var verbose: Bool
 
@@ -203,6 +234,15 @@ struct RunSettings: Codable {
     func configuration(messages: (@Sendable (String) -> Void)?) -> Configuration {
         Configuration(
             drainThreads: drainThreads, drainPolicy: policy.policy, sync: sync.level,
-            failpoints: failpointMap, messageHandler: messages)
+            failpoints: failpointMap, messageHandler: messages,
+            offloadIdle: lifecycle ? .milliseconds(offloadIdleMilliseconds) : nil,
+            maintenanceInterval: .milliseconds(lifecycle ? maintenanceIntervalMilliseconds : 1000))
+    }
+
+    /// The lifecycle settings, as the header and the report print them.
+    var lifecycleSummary: String {
+        lifecycle
+            ? "on (\(lifecycleThreads) threads, offload after \(offloadIdleMilliseconds) ms idle, maintenance every \(maintenanceIntervalMilliseconds) ms)"
+            : "off"
     }
 }

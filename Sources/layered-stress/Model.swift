@@ -60,6 +60,13 @@ final class TableModel {
     }
 }
 
+/// A table's lifecycle as the model saw it at one moment (``Model/lifecycleToken(_:)``).
+struct LifecycleToken {
+    var mayBeArchived: Bool
+    var busy: Bool
+    var epoch: Int
+}
+
 /// The model of the whole database: live tables, dropped tables, and which of the tool's own
 /// threads hold a table open (to tell an `EBUSY` caused by the drain from one caused by the
 /// tool's own cursors).
@@ -69,6 +76,14 @@ final class Model: @unchecked Sendable {
     private var dropped: Set<String> = []
     private var holders: [String: Int] = [:]
     private var touches: [String: Int] = [:]
+    /// Tables that may be archived or offloaded: marked before an archive is issued, cleared
+    /// once an unarchive has succeeded.  Only these can be offloaded.
+    private var mayBeArchived: Set<String> = []
+    /// Lifecycle calls of the tool's own in flight, per table.
+    private var lifecycleCalls: [String: Int] = [:]
+    /// Changes whenever a table's lifecycle mark changes or one of its lifecycle calls starts
+    /// or ends.
+    private var lifecycleEpochs: [String: Int] = [:]
 
     func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
         lock.lock()
@@ -105,7 +120,62 @@ final class Model: @unchecked Sendable {
         withLock {
             live[name] = nil
             dropped.insert(name)
+            mayBeArchived.remove(name)
         }
+    }
+
+    // MARK: Lifecycle
+
+    /// Runs one of the tool's lifecycle calls on a table; `archiving` marks the table as
+    /// possibly archived before the call is issued.
+    func lifecycleCall<Result>(_ table: String, archiving: Bool = false, _ body: () throws -> Result)
+        rethrows -> Result
+    {
+        withLock {
+            if archiving { mayBeArchived.insert(table) }
+            lifecycleCalls[table, default: 0] += 1
+            lifecycleEpochs[table, default: 0] += 1
+        }
+        defer {
+            withLock {
+                lifecycleCalls[table, default: 1] -= 1
+                lifecycleEpochs[table, default: 0] += 1
+            }
+        }
+        return try body()
+    }
+
+    /// Records a successful unarchive: the table is active and cannot be offloaded until it is
+    /// archived again.
+    func markUnarchived(_ table: String) {
+        withLock {
+            mayBeArchived.remove(table)
+            lifecycleEpochs[table, default: 0] += 1
+        }
+    }
+
+    /// Whether the tool ever archived the table since it was last unarchived.
+    func isMaybeArchived(_ table: String) -> Bool {
+        withLock { mayBeArchived.contains(table) }
+    }
+
+    /// A table's lifecycle at one moment: whether it may be archived (or offloaded), whether one
+    /// of the tool's lifecycle calls on it is in flight, and a token that changes with either.
+    func lifecycleToken(_ table: String) -> LifecycleToken {
+        withLock {
+            LifecycleToken(
+                mayBeArchived: mayBeArchived.contains(table),
+                busy: (lifecycleCalls[table] ?? 0) > 0,
+                epoch: lifecycleEpochs[table] ?? 0)
+        }
+    }
+
+    /// Whether the table may have been offloaded (or been under an offload or restore) at some
+    /// moment between `before` was taken and now.
+    func mayHaveBeenOffloaded(_ table: String, since before: LifecycleToken) -> Bool {
+        let now = lifecycleToken(table)
+        return before.mayBeArchived || before.busy || now.mayBeArchived || now.busy
+            || before.epoch != now.epoch
     }
 
     func markExistenceUncertain(_ name: String) {

@@ -22,6 +22,8 @@ struct DropRecord {
     var outcome: DropOutcome
     /// Whether one of the tool's own threads held the table open around the call.
     var ownHolder: Bool
+    /// Whether the table may have been under an offload or a restore around the call.
+    var lifecycle: Bool
     /// Whether the table's ingest constituent held data just before the call (`nil`: not
     /// looked at, or the look failed).
     var ingestHadData: Bool?
@@ -172,6 +174,8 @@ func classifyDrops(race: Race, queued: Set<String>, report: StepUpReport?, tally
         case .busy:
             if record.end < stepUpStart || record.start > stepUpEnd || record.ownHolder {
                 tally.count(.busyOwnCursor)
+            } else if record.lifecycle {
+                tally.count(.busyLifecycle)
             } else {
                 tally.count(.busyDraining)
             }

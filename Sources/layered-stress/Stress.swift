@@ -48,7 +48,8 @@ final class Stress: @unchecked Sendable {
         Output.line("layered-stress: seed \(settings.seed) (replay with --seed \(settings.seed)), \(limit), "
             + "policy \(settings.policy.rawValue), \(settings.tables) tables/cycle, \(settings.writers) writers, "
             + "\(settings.readers) readers, \(settings.droppers) droppers, \(settings.drainThreads) drain threads, "
-            + "failpoints: \(settings.failpoints.isEmpty ? "none" : settings.failpoints.joined(separator: ";"))")
+            + "failpoints: \(settings.failpoints.isEmpty ? "none" : settings.failpoints.joined(separator: ";")), "
+            + "lifecycle \(settings.lifecycleSummary)")
         Output.line("home: \(home)")
         let started = ContinuousClock.now
         let progress = Progress(stress: self, started: started)
@@ -89,6 +90,7 @@ final class Stress: @unchecked Sendable {
         if reopen(reason: "final") {
             verify(self.database!, fullDroppedCheck: true, context: "final reopen")
         }
+        if let statistics = try? self.database?.statistics() { tally.absorb(statistics) }
         do {
             try self.database?.close()
         } catch {
@@ -124,6 +126,7 @@ final class Stress: @unchecked Sendable {
     /// Closes the database.  A close after a panic throws the panic: expected.
     func closeDatabase(reason: String) {
         if let database {
+            if let statistics = try? database.statistics() { tally.absorb(statistics) }
             do {
                 try database.close()
             } catch let error as LayeredError where error.isPanic {
@@ -301,8 +304,11 @@ final class Stress: @unchecked Sendable {
         return try? cursor.next()
     }
 
-    /// One acknowledged-or-not write; the model records only what was acknowledged.
-    func write(_ table: Table, _ key: String, _ value: String?, race: Race?) {
+    /// One acknowledged-or-not write; the model records only what was acknowledged.  Returns
+    /// whether it was acknowledged.
+    @discardableResult
+    func write(_ table: Table, _ key: String, _ value: String?, race: Race?) -> Bool {
+        let lifecycle = model.lifecycleToken(table.name)
         do {
             try model.holding(table.name) {
                 if let value {
@@ -313,6 +319,7 @@ final class Stress: @unchecked Sendable {
             }
             model.acknowledge(table.name, key, value)
             tally.count(value == nil ? .remove : .put)
+            return true
         } catch {
             let error = layeredError(error)
             if let message = error.panicText {
@@ -323,10 +330,14 @@ final class Stress: @unchecked Sendable {
                 && ((race?.targets.contains(table.name) ?? false) || model.isDropped(table.name))
             {
                 // The table was dropped: the write was refused.
+            } else if error == .ENOENT && model.mayHaveBeenOffloaded(table.name, since: lifecycle) {
+                // The table was offloaded: the write was refused.
+                tally.withLock { tally.offloadedWrites += 1 }
             } else {
                 tally.violation(
                     "unexpected error", "\(value == nil ? "remove" : "put") \(table.name)/\(key): \(error)")
             }
+            return false
         }
     }
 
@@ -459,6 +470,13 @@ final class Stress: @unchecked Sendable {
             }
         }
 
+        for (thread, plan) in lifecyclePlans(cycle: cycle, live: live).enumerated() {
+            digest.add("lifecycle \(thread): " + plan.map(\.text).joined(separator: ","))
+            workers.spawn("lifecycle-\(thread)") { [self] in
+                runLifecycle(database, plan: plan, race: race)
+            }
+        }
+
         var checkpointRandom = StressRandom(seed: seed, Stream.checkpointer.rawValue, UInt64(cycle))
         let checkpointGaps = (0..<2).map { _ in Double(checkpointRandom.int(0...30)) / 10 }
         digest.add("checkpoints \(checkpointGaps)")
@@ -539,6 +557,7 @@ final class Stress: @unchecked Sendable {
     private func dropOnce(_ database: Database, _ name: String, race: Race) -> DropOutcome {
         let ingestHadData = race.isLaunched && !race.isEnded ? ingestHoldsData(database, name) : nil
         let heldBefore = model.holdState(name)
+        let lifecycle = model.lifecycleToken(name)
         let finishedBefore = finishedItems(database)
         let start = ContinuousClock.now
         let outcome: DropOutcome
@@ -564,6 +583,7 @@ final class Stress: @unchecked Sendable {
             table: name, start: start, end: end, finishedBefore: finishedBefore,
             finishedAfter: finishedAfter, outcome: outcome,
             ownHolder: heldBefore.held || heldAfter.held || heldBefore.touches != heldAfter.touches,
+            lifecycle: model.mayHaveBeenOffloaded(name, since: lifecycle),
             ingestHadData: ingestHadData))
         tally.count(.drop)
         switch outcome {
@@ -615,6 +635,7 @@ final class Stress: @unchecked Sendable {
     /// A read during the step-up: the keys the fill writers own are not written in this phase,
     /// so they must read exactly as acknowledged, mid-drain or not.
     private func read(_ table: Table, _ key: String?, race: Race) {
+        let lifecycle = model.lifecycleToken(table.name)
         do {
             if let key {
                 let value = try model.holding(table.name) { try table.get(key, as: String.self) }
@@ -648,6 +669,9 @@ final class Stress: @unchecked Sendable {
                 race.notePanic(message)
             } else if error == .ENOENT && (race.targets.contains(table.name) || model.isDropped(table.name)) {
                 // Dropped meanwhile.
+            } else if error == .ENOENT && model.mayHaveBeenOffloaded(table.name, since: lifecycle) {
+                // Offloaded: not readable until unarchived.
+                tally.withLock { tally.offloadedReads += 1 }
             } else {
                 tally.violation("unexpected error", "read \(table.name): \(error)")
             }
@@ -675,14 +699,15 @@ final class Stress: @unchecked Sendable {
     /// files included; after a checkpoint `database_size` is the buffer plus the stable
     /// constituents' sizes on disk.  Uncertainties resolve to what was found.
     func verify(_ database: Database, fullDroppedCheck: Bool, context: String) {
-        let listed: [String]
+        let listing: [(name: String, state: TableState)]
         do {
-            listed = try database.tables().map(\.name)
+            listing = try database.tables()
         } catch {
             tally.violation(layeredError(error).isPanic ? "panic" : "unexpected error",
                             "\(context): listing tables: \(error)")
             return
         }
+        let listed = listing.map(\.name)
         let listedSet = Set(listed)
         let dropped = model.droppedNames
 
@@ -694,22 +719,14 @@ final class Stress: @unchecked Sendable {
                 model.markDropped(name)
             }
         }
-        for name in listed {
+        for (name, state) in listing {
             guard let table = model.table(name) else {
                 tally.violation(dropped.contains(name) ? "dropped table came back" : "unknown table",
                                 "\(context): \(name)")
                 dropWithRetry(database, name, race: nil)
                 continue
             }
-            var actual: [String: String] = [:]
-            do {
-                let entries = try database.table(name).entries()
-                for (key, value) in entries {
-                    actual[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-                }
-                if let error = entries.error { throw error }
-            } catch {
-                tally.violation("unreadable table", "\(context): \(name): \(error)")
+            guard let actual = rowsForVerify(database, name, state: state, context: context) else {
                 continue
             }
             let (count, samples) = model.withLock { table.mismatches(actual) }

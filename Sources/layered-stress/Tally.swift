@@ -1,8 +1,9 @@
 import Foundation
+import Layered
 
 /// Operations the tool counts.
 enum Operation: String, CaseIterable {
-    case put, remove, get, scan, create, drop, checkpoint
+    case put, remove, get, scan, create, drop, checkpoint, archive, unarchive, offload
     case stepUp = "step-up"
     case stepDown = "step-down"
     case reopen
@@ -38,6 +39,8 @@ enum DropTiming: String, CaseIterable {
     case notQueued = "overlapped step-up, table had no ingest data (not queued)"
     /// `EBUSY` caused (or possibly caused) by one of the tool's own cursors.
     case busyOwnCursor = "EBUSY from the tool's own cursor"
+    /// `EBUSY` on a table that may have been under an offload or a restore at the time.
+    case busyLifecycle = "EBUSY on an archived table (an offload or restore, or the drain)"
 
     /// Whether a drop of this kind overlapped the drain of its table.
     var overlapsDrain: Bool {
@@ -77,6 +80,47 @@ final class Tally: @unchecked Sendable {
     var acknowledgedBeforeKill = 0
     var messages = 0
     var cycle = 0
+
+    // The lifecycle workload.
+    /// Explicit offloads that returned 0 on a table not already offloaded.
+    var explicitOffloads = 0
+    /// Explicit offloads skipped because the table was already offloaded.
+    var offloadsAlreadyDone = 0
+    /// Explicit offloads refused with `EBUSY` (ingest rows not yet drained, a cursor or a drain).
+    var offloadsBusy = 0
+    /// Explicit offloads refused with `LAYERED_NOT_ARCHIVED`.
+    var offloadsNotArchived = 0
+    /// Unarchives retried because an offload had won the arbiter (`EAGAIN`).
+    var unarchiveRetries = 0
+    /// `LAYERED_IN_PROGRESS` from archive, unarchive or offload.
+    var inProgressErrors = 0
+    /// Reads and writes refused with `ENOENT` because their table was offloaded.
+    var offloadedReads = 0
+    var offloadedWrites = 0
+    /// Writes acknowledged on tables archived just before (leader phase).
+    var archivedWrites = 0
+    /// Offloaded tables the end-of-cycle check restored and verified.
+    var verifyRestores = 0
+    /// Offloaded tables found by the end-of-cycle checks (before restoring them).
+    var offloadedSeen = 0
+    /// The database's lifecycle counters, summed over every connection of the run (read just
+    /// before each close).
+    var statArchives: UInt64 = 0
+    var statUnarchives: UInt64 = 0
+    var statRestores: UInt64 = 0
+    var statOffloads: UInt64 = 0
+    var statOffloadsRefused: UInt64 = 0
+
+    /// Adds a connection's lifecycle counters to the run's.
+    func absorb(_ statistics: Statistics) {
+        withLock {
+            statArchives += statistics.archives
+            statUnarchives += statistics.unarchives
+            statRestores += statistics.restores
+            statOffloads += statistics.offloads
+            statOffloadsRefused += statistics.offloadsRefused
+        }
+    }
 
     func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
         lock.lock()
@@ -143,7 +187,8 @@ final class Tally: @unchecked Sendable {
             row("seed", "\(options.seed)  (replay: --seed \(options.seed)\(options.replayHint))")
             row("schedule", String(format: "digest %016llx over %d cycles", digest, cycles))
             row("policy", "\(options.policy.rawValue), \(options.drainThreads) drain threads, failpoints: "
-                + (options.failpoints.isEmpty ? "none" : options.failpoints.joined(separator: ";")))
+                + (options.failpoints.isEmpty ? "none" : options.failpoints.joined(separator: ";"))
+                + ", lifecycle \(options.lifecycleSummary)")
             row("duration", String(format: "%.1f s, %d cycles", seconds, cycles))
             row("operations", Operation.allCases.map { "\($0.rawValue) \(operations[$0] ?? 0)" }
                 .joined(separator: ", "))
@@ -158,6 +203,18 @@ final class Tally: @unchecked Sendable {
                 lines.append("                  \(String(dropTimings[timing] ?? 0).leftPadded(6))  \(timing.rawValue)")
             }
             row("EBUSY", "\(busyDrops) drops refused, \(busyRetries) retries")
+            if options.lifecycle {
+                let auto = Int(statOffloads) - explicitOffloads
+                row("lifecycle", "archives \(statArchives), unarchives \(statUnarchives) (restores \(statRestores)), "
+                    + "offloads \(statOffloads): explicit \(explicitOffloads), auto \(auto); "
+                    + "auto-offloads refused by the arbiter \(statOffloadsRefused)")
+                lines.append("                  unarchive EAGAIN retries \(unarchiveRetries), in-progress errors \(inProgressErrors); "
+                    + "explicit offloads refused: \(offloadsBusy) EBUSY (undrained ingest or held), "
+                    + "\(offloadsNotArchived) not archived; \(offloadsAlreadyDone) found already offloaded")
+                lines.append("                  offloaded tables: \(offloadedReads) reads and \(offloadedWrites) writes refused with ENOENT; "
+                    + "\(offloadedSeen) found offloaded at cycle end, \(verifyRestores) restored and verified; "
+                    + "\(archivedWrites) writes acknowledged on archived tables")
+            }
             row("kill -9", "\(childrenKilled) children killed mid-cycle (\(acknowledgedBeforeKill) writes acknowledged before the kill), \(childrenFinished) finished first")
             row("panics", "\(panicMessages.count)")
             for message in panicMessages.prefix(5) {
