@@ -79,6 +79,9 @@ struct drain_ctx {
  * its clear.
  */
 #define DRAIN_BATCH_MAX 1024
+/* An item's result when the batch stopped before finishing it: not an
+ * error of its own (the item that failed reports the error). */
+#define DRAIN_NOT_DONE (-1)
 #define DRAIN_BATCH_BYTES (64u << 20)
 
 static int
@@ -292,7 +295,7 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
         ctx->stats.bytes += item->bytes_copied;
     } else if (ret == LAYERED_NOTFOUND)
         ctx->stats.tables_skipped++;
-    else if (ctx->error == 0) {
+    else if (ret != DRAIN_NOT_DONE && ctx->error == 0) {
         ctx->error = ret;
         (void)snprintf(ctx->error_table, sizeof(ctx->error_table), "%s",
                        item->table);
@@ -349,7 +352,7 @@ drain_worker(void *arg)
         if (ret != 0)
             for (i = 0; i < n; i++)
                 if (batch[i]->result == 0)
-                    batch[i]->result = EAGAIN; /* copied, not made durable */
+                    batch[i]->result = DRAIN_NOT_DONE; /* copied, not durable */
         if (ret == 0 && (ret = drain_sync(conn, batch, n, true)) != 0)
             for (i = 0; i < n; i++)
                 if (batch[i]->result == 0)
@@ -361,7 +364,7 @@ drain_worker(void *arg)
                 ret = batch[i]->result;
                 while (++i < n)
                     if (batch[i]->result == 0)
-                        batch[i]->result = EAGAIN;
+                        batch[i]->result = DRAIN_NOT_DONE;
             }
         if (ret == 0 && (ret = drain_sync(conn, batch, n, false)) != 0)
             for (i = 0; i < n; i++)
