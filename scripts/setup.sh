@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Layered needs to build and test, if missing (Debian/Ubuntu),
 # and puts Swift on PATH.  Sourced by the other scripts; safe to re-run.
+# It leaves the caller's shell options as they were.
+layered_saved_opts=$(set +o)
 set -euo pipefail
 
 layered_packages=(build-essential cmake pkg-config liburcu-dev libbsd-dev libasan8 libtsan2)
@@ -19,3 +21,6 @@ fi
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
+
+eval "$layered_saved_opts"
+unset layered_saved_opts
