@@ -742,8 +742,10 @@ final class Stress: @unchecked Sendable {
         let shared = home + "/shared"
         for name in fullDroppedCheck ? dropped : recent {
             if listedSet.contains(name) { continue }
-            if fileSize("\(home)/\(name).ingest") != nil || fileSize("\(shared)/\(name).stable") != nil {
-                tally.violation("dropped table left files", "\(context): \(name)")
+            let left = ["\(home)/\(name).ingest", "\(shared)/\(name).stable"].filter { fileSize($0) != nil }
+            if !left.isEmpty {
+                tally.violation("dropped table left files", "\(context): \(name): "
+                    + left.map { "\($0) (\(fileSize($0)!) bytes)" }.joined(separator: ", "))
             }
             do {
                 _ = try database.tableState(name)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end test of layered-stress: the protected policies pass (exit 0),
-# the unprotected policy is caught (panics reported, exit 1), a seed replays
-# the same schedule, and the kill -9 check catches lost acknowledged writes
-# (under --sync none, where writes are durable only at checkpoint).
+# End-to-end test of layered-stress: the protected policies pass (exit 0)
+# with the lifecycle workload on (archives, offloads explicit and automatic,
+# restores, and auto-offloads the arbiter refused), the unprotected policy is
+# caught (panics reported, exit 1), a seed replays the same schedule, and the
+# kill -9 check catches lost acknowledged writes (under --sync none, where
+# writes are durable only at checkpoint).
 # Usage: Tests/stress/stress_test.sh [path/to/layered-stress]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,16 +26,45 @@ check() { # description, condition...
 field() { # report label -> first number on its line
   grep -E "^$1 " "$out" | head -1 | grep -oE '[0-9]+' | head -1
 }
+count() { # "words N" anywhere in the report -> N (0 if absent)
+  local n
+  n=$(grep -oE "$1 [0-9]+" "$out" | head -1 | grep -oE '[0-9]+$')
+  echo "${n:-0}"
+}
 
+refused=0
 for policy in skip-missing read-lock queue-scan; do
   "$tool" --cycles 8 --seed 42 --policy "$policy" --crash-rate 0.25 --reopen-rate 0.25 >"$out" 2>&1
   status=$?
   check "$policy: exit 0 after 8 cycles" test "$status" -eq 0
   check "$policy: no violations" test "$(field violations)" -eq 0
   check "$policy: drops overlapped the drain" test "$(grep -oE '[0-9]+ overlapped the drain' "$out" | grep -oE '^[0-9]+')" -gt 0
+  check "$policy: lifecycle: archives $(count archives), restores $(count restores)" \
+    test "$(count archives)" -gt 0 -a "$(count restores)" -gt 0
+  check "$policy: lifecycle: offloads $(count offloads), of them auto $(count auto)" \
+    test "$(count offloads)" -gt 0 -a "$(count auto)" -gt 0
+  refused=$((refused + $(count 'refused by the arbiter')))
 done
+check "auto-offloads refused by the arbiter over the three runs: $refused" test "$refused" -gt 0
 
-"$tool" --cycles 3 --seed 42 --policy unprotected >"$out" 2>&1
+# The maintenance thread sleeps between its snapshot and its offloads: a wider
+# window for unarchives to beat it at the arbiter.
+"$tool" --cycles 3 --seed 11 --crash-rate 0 --failpoint 'offload.decided=sleep(3)' >"$out" 2>&1
+status=$?
+check "lifecycle, widened window: exit 0, no violations" test "$status" -eq 0 -a "$(field violations)" -eq 0
+check "lifecycle, widened window: $(count 'refused by the arbiter') auto-offloads refused" \
+  test "$(count 'refused by the arbiter')" -gt 0
+
+"$tool" --cycles 1 --seed 3 --no-lifecycle >"$out" 2>&1
+status=$?
+check "--no-lifecycle: exit 0, no lifecycle calls" \
+  test "$status" -eq 0 -a "$(count archive)" -eq 0 -a "$(count offload)" -eq 0
+
+# A sleep before each drain item takes its locks widens the window the
+# unprotected policy leaves open (it exists anyway); the run stops at the
+# first cycle that fails.
+"$tool" --cycles 8 --seed 42 --policy unprotected --stop-on-failure \
+  --failpoint 'drain.before_lock=sleep(2)' >"$out" 2>&1
 status=$?
 check "unprotected: exit 1" test "$status" -eq 1
 check "unprotected: panics reported" test "$(field panics)" -gt 0
