@@ -72,7 +72,7 @@ struct LayeredStress: ParsableCommand {
 
     @Flag(
         inversion: .prefixedNo,
-        help: "Run the lifecycle workload: archive, unarchive and offload threads, and the maintenance thread's auto-offload (default on).")
+        help: "Run the lifecycle workload: archive, unarchive and offload threads, and the maintenance thread's auto-offload.")
     var lifecycle = true
 
     @Option(help: "Lifecycle threads (archive, unarchive, explicit offload); each owns its own tables.")
