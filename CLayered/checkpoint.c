@@ -28,17 +28,26 @@ checkpoint_locked(layered_conn *conn)
     char path[LAYERED_NAME_MAX + 16];
     uint64_t sum = 0, size;
     size_t n = 0, i;
-    bool compacted;
+    bool compacted = false;
     int ret;
 
     ERR(dh_collect(conn, &arr, &n));
     for (i = 0; i < n; i++) {
-        if (atomic_load(&arr[i]->flags) & DH_DROPPED)
+        /* The shared lock keeps a drop out while the file is synced and
+         * maybe compacted: a compaction renames a new file over the old
+         * one, which would bring back a file a drop had just removed.  A
+         * drop meanwhile gets EBUSY; a handle it already killed is
+         * skipped. */
+        dh_rwlock_read_lock(&arr[i]->lock);
+        if (atomic_load(&arr[i]->flags) & DH_DEAD) {
+            dh_rwlock_read_unlock(&arr[i]->lock);
             continue;
-        ERR_MSG(conn, fs_sync(arr[i]->fs), "checkpoint: syncing %s failed",
+        }
+        if ((ret = fs_sync(arr[i]->fs)) == 0)
+            ret = fs_compact(arr[i]->fs, false, &compacted);
+        dh_rwlock_read_unlock(&arr[i]->lock);
+        ERR_MSG(conn, ret, "checkpoint: syncing or compacting %s failed",
                 arr[i]->name);
-        ERR_MSG(conn, fs_compact(arr[i]->fs, false, &compacted),
-                "checkpoint: compacting %s failed", arr[i]->name);
         if (compacted)
             (void)atomic_fetch_add(&conn->st_compactions, 1);
     }

@@ -317,8 +317,9 @@ int layered_create(layered_session *session, const char *uri,
  * LAYERED_DROP_CHECKPOINT_WAIT: first take the checkpoint lock (waits for a
  * running step-up or checkpoint)
  * @return 0, EINVAL (bad uri or flags), ENOENT (no such table, without
- * FORCE), EBUSY (a cursor or a drain holds the table; nothing was changed;
- * retry later), ENOSPC/EIO (metadata could not be written), LAYERED_PANIC.
+ * FORCE), EBUSY (a cursor, a drain, a checkpoint syncing the table, or an
+ * offload or restore holds it; nothing was changed; retry later),
+ * ENOSPC/EIO (metadata could not be written), LAYERED_PANIC.
  */
 int layered_drop(layered_session *session, const char *uri,
                  unsigned flags);

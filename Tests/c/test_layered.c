@@ -4,6 +4,7 @@
  * create/drop semantics; a drop with an open cursor is EBUSY; a dropped
  * table stays gone after reopen; checkpoint and database_size.
  */
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -441,6 +442,61 @@ test_compaction(void)
     free(home);
 }
 
+/* A drop racing a checkpoint's compaction: the compaction must not bring
+ * back the file the drop removed (it renames a new file over the old
+ * one).  The checkpoint is paused at its sync of the table. */
+struct ckpt_call {
+    pthread_t tid;
+    layered_session *s;
+    int ret;
+};
+
+static void *
+checkpoint_thread(void *arg)
+{
+    struct ckpt_call *c = arg;
+
+    c->ret = layered_checkpoint(c->s);
+    return NULL;
+}
+
+static void
+test_drop_during_compaction(void)
+{
+    char *home = tu_mkdtemp("drop-compact"), path[4096];
+    layered_conn *conn = open_db(home, LAYERED_ROLE_LEADER);
+    layered_session *s;
+    layered_cursor *c;
+    struct ckpt_call ck;
+    struct stat sb;
+    char v[1024];
+    int i;
+
+    CHECK_OK(layered_session_open(conn, &s));
+    CHECK_OK(layered_session_open(conn, &ck.s));
+    CHECK_OK(layered_create(s, "layered:t", NULL));
+    CHECK_OK(layered_cursor_open(s, "layered:t", &c));
+    memset(v, 'v', sizeof(v));
+    for (i = 0; i < 200; i++) /* mostly dead: the checkpoint compacts */
+        CHECK_OK(layered_cursor_insert(c, "k", 1, v, sizeof(v)));
+    CHECK_OK(layered_cursor_close(c));
+    CHECK_OK(layered_failpoint_set(conn, "fs.sync", "pause"));
+    CHECK(pthread_create(&ck.tid, NULL, checkpoint_thread, &ck) == 0);
+    CHECK_OK(layered_failpoint_wait(conn, "fs.sync", 30000));
+    CHECK_RET(EBUSY, layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_OK(layered_failpoint_set(conn, "fs.sync", "off"));
+    CHECK(pthread_join(ck.tid, NULL) == 0);
+    CHECK_OK(ck.ret);
+    CHECK_OK(layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
+    snprintf(path, sizeof(path), "%s/shared/t.stable", home);
+    CHECK(stat(path, &sb) != 0 && errno == ENOENT);
+    CHECK_OK(layered_checkpoint(s));
+    CHECK(stat(path, &sb) != 0 && errno == ENOENT);
+    CHECK_OK(layered_close(conn));
+    tu_rmdir(home);
+    free(home);
+}
+
 int
 main(void)
 {
@@ -449,6 +505,7 @@ main(void)
     test_drop();
     test_checkpoint_size();
     test_compaction();
+    test_drop_during_compaction();
     printf("test_layered: ok\n");
     return 0;
 }
