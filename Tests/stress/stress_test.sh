@@ -18,10 +18,11 @@ fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 failures=0
+passes=0
 
 check() { # description, condition...
   local what=$1; shift
-  if "$@"; then echo "ok    $what"; else echo "FAIL  $what"; failures=$((failures + 1)); tail -25 "$out"; fi
+  if "$@"; then echo "ok    $what"; passes=$((passes + 1)); else echo "FAIL  $what"; failures=$((failures + 1)); tail -25 "$out"; fi
 }
 field() { # report label -> first number on its line
   grep -E "^$1 " "$out" | head -1 | grep -oE '[0-9]+' | head -1
@@ -84,5 +85,5 @@ check "kill -9 under --sync none: lost writes detected, exit 1" test "$status" -
 "$tool" --cycles 0 --bogus >"$out" 2>&1
 check "a bad option is refused" test $? -ne 0
 
-echo "$failures failure(s)"
+echo "stress: $passes passed, $failures failed"
 exit $((failures > 0))
