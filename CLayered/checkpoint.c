@@ -53,7 +53,7 @@ checkpoint_locked(layered_conn *conn)
     }
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         if (t->dropping)
             continue;

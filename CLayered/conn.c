@@ -83,7 +83,7 @@ stable_size_at_open(layered_conn *conn)
     char path[LAYERED_NAME_MAX + 16];
     uint64_t sum = 0;
 
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         (void)snprintf(path, sizeof(path), "%s.stable", t->name);
         if (fstatat(conn->shared_fd, path, &st, 0) == 0)
@@ -101,7 +101,7 @@ conn_free(layered_conn *conn)
         dh_table_destroy(conn);
     }
     while (!RB_EMPTY(&conn->tables))
-        table_free(conn, RB_MIN(table_tree, &conn->tables));
+        table_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
     meta_close(conn);
     if (conn->lock_fd >= 0)
         (void)close(conn->lock_fd); /* releases the flock */

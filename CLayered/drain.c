@@ -392,7 +392,7 @@ drain_queue_build(layered_conn *conn, struct drain_ctx *ctx)
     char name[LAYERED_NAME_MAX + 16];
     int ret = 0;
 
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         if (t->dropping || (t->state != LAYERED_TABLE_ACTIVE &&
                             t->state != LAYERED_TABLE_ARCHIVED))

@@ -15,6 +15,8 @@
 #ifndef LAYERED_FILESTORE_H
 #define LAYERED_FILESTORE_H
 
+#include "namespace.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

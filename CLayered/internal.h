@@ -34,6 +34,8 @@
 #ifndef LAYERED_INTERNAL_H
 #define LAYERED_INTERNAL_H
 
+#include "namespace.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -212,9 +214,9 @@ struct table {
     uint64_t archived_at_ns;
     char name[];
 };
-RB_HEAD(table_tree, table);
+RB_HEAD(__layered_table_tree, table);
 int table_cmp(struct table *a, struct table *b);
-RB_PROTOTYPE(table_tree, table, link, table_cmp)
+RB_PROTOTYPE(__layered_table_tree, table, link, table_cmp)
 
 struct table *table_find(layered_conn *conn, const char *name);
 int table_insert(layered_conn *conn, const char *name, int state,
@@ -324,7 +326,7 @@ struct layered_conn {
     pthread_mutex_t drain_lock;  /* LOCK_DRAIN */
 
     /* Under the schema lock. */
-    struct table_tree tables;
+    struct __layered_table_tree tables;
     uint64_t ntables;
     int meta_fd;            /* the journal, open for append */
     uint64_t meta_entries;  /* journal records since the snapshot */

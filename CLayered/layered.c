@@ -19,7 +19,7 @@ table_cmp(struct table *a, struct table *b)
     return strcmp(a->name, b->name);
 }
 
-RB_GENERATE(table_tree, table, link, table_cmp)
+RB_GENERATE(__layered_table_tree, table, link, table_cmp)
 
 bool
 name_valid(const char *name, size_t len)
@@ -62,7 +62,7 @@ table_find(layered_conn *conn, const char *name)
         return NULL;
     memset(&key.t, 0, sizeof(key.t));
     strcpy(key.t.name, name);
-    return RB_FIND(table_tree, &conn->tables, &key.t);
+    return RB_FIND(__layered_table_tree, &conn->tables, &key.t);
 }
 
 int
@@ -77,7 +77,7 @@ table_insert(layered_conn *conn, const char *name, int state,
     memcpy(t->name, name, n + 1);
     t->state = state;
     (void)pthread_mutex_init(&t->arbiter, NULL);
-    (void)RB_INSERT(table_tree, &conn->tables, t);
+    (void)RB_INSERT(__layered_table_tree, &conn->tables, t);
     conn->ntables++;
     *tp = t;
     return 0;
@@ -86,7 +86,7 @@ table_insert(layered_conn *conn, const char *name, int state,
 void
 table_free(layered_conn *conn, struct table *t)
 {
-    (void)RB_REMOVE(table_tree, &conn->tables, t);
+    (void)RB_REMOVE(__layered_table_tree, &conn->tables, t);
     conn->ntables--;
     (void)pthread_mutex_destroy(&t->arbiter);
     free(t);
@@ -330,7 +330,7 @@ layered_list_tables(layered_session *session,
     conn = session->conn;
     API_CONN(conn);
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         if (t->dropping)
             continue;

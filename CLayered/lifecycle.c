@@ -376,7 +376,7 @@ lifecycle_recover(layered_conn *conn)
     char path[LAYERED_NAME_MAX + 16];
     int ret;
 
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         if (t->state == LAYERED_TABLE_STOPPING) {
             (void)snprintf(path, sizeof(path), "%s.ingest", t->name);
@@ -415,7 +415,7 @@ auto_offload_pass(layered_conn *conn)
     int ret;
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         bool candidate;
         (void)pthread_mutex_lock(&t->arbiter);

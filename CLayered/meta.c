@@ -370,7 +370,7 @@ meta_load(layered_conn *conn)
     conn->meta_gen = 0;
     ERR(load_snapshot(conn, &found));
     ERR(load_journal(conn));
-    RB_FOREACH_SAFE(t, table_tree, &conn->tables, tnext)
+    RB_FOREACH_SAFE(t, __layered_table_tree, &conn->tables, tnext)
     {
         if (!t->dropping && t->state != LAYERED_TABLE_DROPPED)
             continue;
@@ -447,7 +447,7 @@ meta_snapshot(layered_conn *conn)
                          "layered-meta 1\ngen %" PRIu64 "\nlsn %" PRIu64 "\n",
                          conn->meta_gen + 1, atomic_load(&conn->lsn));
     APPEND(line, n);
-    RB_FOREACH(t, table_tree, &conn->tables)
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         n = (size_t)snprintf(line, sizeof(line), "table %s %d %" PRIu64 "\n",
                              t->name, t->dropping ? LAYERED_TABLE_DROPPED

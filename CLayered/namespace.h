@@ -1,0 +1,80 @@
+/*
+ * namespace.h -- keeps the library's internal symbols out of its users'
+ * namespace.  liblayered.a is a static library: every non-static function
+ * of the core ends up in the program that links it, so each internal name
+ * is mapped to one with the reserved "__layered_" prefix.  Included first
+ * by every internal header; the public API (layered.h) is "layered_*".
+ */
+#ifndef LAYERED_NAMESPACE_H
+#define LAYERED_NAMESPACE_H
+
+#define checkpoint_locked __layered_checkpoint_locked
+#define conn_lock __layered_conn_lock
+#define conn_unlock __layered_conn_unlock
+#define crc32c __layered_crc32c
+#define crc32c_portable __layered_crc32c_portable
+#define create_file __layered_create_file
+#define cursor_close_internal __layered_cursor_close_internal
+#define dh_close_all __layered_dh_close_all
+#define dh_collect __layered_dh_collect
+#define dh_find __layered_dh_find
+#define dh_get __layered_dh_get
+#define dh_get_locked __layered_dh_get_locked
+#define dh_get_schema_held __layered_dh_get_schema_held
+#define dh_name __layered_dh_name
+#define dh_pin __layered_dh_pin
+#define dh_release __layered_dh_release
+#define dh_remove __layered_dh_remove
+#define dh_rwlock_init __layered_dh_rwlock_init
+#define dh_rwlock_read_lock __layered_dh_rwlock_read_lock
+#define dh_rwlock_read_unlock __layered_dh_rwlock_read_unlock
+#define dh_rwlock_try_write_lock __layered_dh_rwlock_try_write_lock
+#define dh_rwlock_write_unlock __layered_dh_rwlock_write_unlock
+#define dh_sweep __layered_dh_sweep
+#define dh_table_create __layered_dh_table_create
+#define dh_table_destroy __layered_dh_table_destroy
+#define dh_unlock_release __layered_dh_unlock_release
+#define dir_fsync __layered_dir_fsync
+#define drain_queue_scan __layered_drain_queue_scan
+#define fp_destroy __layered_fp_destroy
+#define fp_hit_slow __layered_fp_hit_slow
+#define fp_init __layered_fp_init
+#define fp_release_all __layered_fp_release_all
+#define fp_set __layered_fp_set
+#define fp_set_list __layered_fp_set_list
+#define fs_clear __layered_fs_clear
+#define fs_close __layered_fs_close
+#define fs_compact __layered_fs_compact
+#define fs_copy __layered_fs_copy
+#define fs_del __layered_fs_del
+#define fs_empty __layered_fs_empty
+#define fs_get_info __layered_fs_get_info
+#define fs_mark_synced __layered_fs_mark_synced
+#define fs_open __layered_fs_open
+#define fs_pos_free __layered_fs_pos_free
+#define fs_put __layered_fs_put
+#define fs_read_value __layered_fs_read_value
+#define fs_seek __layered_fs_seek
+#define fs_sync __layered_fs_sync
+#define fs_sync_gen __layered_fs_sync_gen
+#define lifecycle_drop_check __layered_lifecycle_drop_check
+#define lifecycle_recover __layered_lifecycle_recover
+#define lifecycle_start __layered_lifecycle_start
+#define lifecycle_stop __layered_lifecycle_stop
+#define meta_close __layered_meta_close
+#define meta_load __layered_meta_load
+#define meta_log __layered_meta_log
+#define meta_snapshot __layered_meta_snapshot
+#define meta_unlink_table __layered_meta_unlink_table
+#define name_valid __layered_name_valid
+#define now_ns __layered_now_ns
+#define table_cmp __layered_table_cmp
+#define table_find __layered_table_find
+#define table_free __layered_table_free
+#define table_insert __layered_table_insert
+#define uri_parse_layered __layered_uri_parse_layered
+#define layered_msg __layered_layered_msg
+#define layered_panic __layered_layered_panic
+#define layered_rcu_enter __layered_layered_rcu_enter
+
+#endif /* LAYERED_NAMESPACE_H */
