@@ -243,6 +243,7 @@ dh_open_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
     ERR(fs_open(path, 0, &conn->env, &dh->fs));
     dh->conn = conn;
     dh->ingest = ingest;
+    dh->table_id = t->id;
     dh->hash = name_hash(name);
     dh_rwlock_init(&dh->lock);
     atomic_init(&dh->pins, 2); /* the table's and the caller's */
@@ -402,14 +403,13 @@ dh_remove(struct dhandle *dh, bool dropped)
  *     again from disk.
  */
 void
-dh_sweep(layered_conn *conn)
+dh_sweep_locked(layered_conn *conn)
 {
     struct cds_lfht_iter iter;
     struct dhandle *dh;
 
     if (atomic_load(&conn->dh_open) <= conn->dh_open_limit)
         return;
-    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     rcu_read_lock();
     cds_lfht_for_each_entry(conn->dhandles, &iter, dh, node)
     {
@@ -426,6 +426,15 @@ dh_sweep(layered_conn *conn)
         dh_release(dh);
     }
     rcu_read_unlock();
+}
+
+void
+dh_sweep(layered_conn *conn)
+{
+    if (atomic_load(&conn->dh_open) <= conn->dh_open_limit)
+        return;
+    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    dh_sweep_locked(conn);
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
 }
 

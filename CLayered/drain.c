@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -60,6 +61,7 @@ struct drain_ctx {
     int error;
     char error_table[LAYERED_NAME_MAX + 1];
     _Atomic bool stop;
+    int batch_max; /* tables per batch, within the descriptor budget */
     layered_drain_stats stats;
 };
 
@@ -92,9 +94,10 @@ copy_hook(void *arg)
 
 /*
  * drain_open --
- *     Open a constituent of the item's table for the drain; `expect` (the
- *     pinned ingest) must be what the name finds, else the table was
- *     dropped (and maybe re-created) since it was queued.
+ *     Open a constituent of the item's table for the drain (shared lock +
+ *     pin).  A handle of another incarnation means the table was dropped
+ *     (and maybe re-created) since it was queued: ENOENT, as if missing.
+ *     Out of descriptors, idle handles are closed and the open retried.
  */
 static int
 drain_open(layered_conn *conn, struct drain_item *item, bool ingest,
@@ -105,9 +108,13 @@ drain_open(layered_conn *conn, struct drain_item *item, bool ingest,
 
     *dhp = NULL;
     dh_name(name, sizeof(name), item->table, ingest);
-    if ((ret = dh_get_locked(conn, name, dhp)) != 0)
+    if ((ret = dh_get_locked(conn, name, dhp)) == EMFILE || ret == ENFILE) {
+        dh_sweep(conn);
+        ret = dh_get_locked(conn, name, dhp);
+    }
+    if (ret != 0)
         return ret;
-    if (ingest && *dhp != item->ingest) {
+    if ((*dhp)->table_id != item->table_id) {
         dh_unlock_release(*dhp);
         *dhp = NULL;
         return ENOENT;
@@ -130,9 +137,8 @@ drain_policy_result(layered_conn *conn, int ret)
 
 /*
  * drain_copy --
- *     The copy step of one table: 0 (copied, not yet durable; item->dst
- *     keeps a pin on the stable handle), LAYERED_NOTFOUND (skipped) or an
- *     error.
+ *     The copy step of one table: 0 (copied, not yet durable),
+ *     LAYERED_NOTFOUND (skipped) or an error.
  */
 static int
 drain_copy(layered_conn *conn, struct drain_item *item)
@@ -144,10 +150,12 @@ drain_copy(layered_conn *conn, struct drain_item *item)
     memset(&cs, 0, sizeof(cs));
     ERR(fp_hit(&conn->fps, "drain.before_lock"));
     if (conn->drain_policy == LAYERED_DRAIN_READ_LOCK) {
-        dh_rwlock_read_lock(&item->ingest->lock);
-        item->read_locked = true;
-        if (atomic_load(&item->ingest->flags) & DH_DEAD)
-            ERR(LAYERED_NOTFOUND); /* the drop won: nothing to drain */
+        /* The read lock first, then the DEAD check: a drop that won is
+         * seen here (handle dead or gone: skip), a later one gets EBUSY
+         * until the clear is done. */
+        if ((ret = drain_open(conn, item, true, &item->locked)) == ENOENT)
+            ret = LAYERED_NOTFOUND;
+        ERR(ret);
     }
     ERR(drain_open(conn, item, true, &src));
     ERR(drain_open(conn, item, false, &dst));
@@ -155,8 +163,7 @@ drain_copy(layered_conn *conn, struct drain_item *item)
     item->rows = cs.rows;
     item->bytes_copied = cs.bytes;
     item->max_lsn = cs.max_lsn;
-    dh_pin(dst);
-    item->dst = dst;
+    item->dst_gen = fs_sync_gen(dst->fs);
 err:
     if (src != NULL)
         dh_unlock_release(src);
@@ -179,7 +186,9 @@ drain_clear(layered_conn *conn, struct drain_item *item)
 
     ERR(fp_hit(&conn->fps, "drain.before_clear"));
     ERR(drain_open(conn, item, true, &src));
-    ERR(fs_clear(src->fs, FS_NOSYNC));
+    if (!fs_empty(src->fs))
+        ERR(fs_clear(src->fs, FS_NOSYNC));
+    item->src_gen = fs_sync_gen(src->fs);
 err:
     if (src != NULL)
         dh_unlock_release(src);
@@ -187,43 +196,60 @@ err:
 }
 
 /*
+ * drain_mark_synced --
+ *     After a successful syncfs: tell the item's file, if its handle is
+ *     still open, that it is synced up to the generation recorded before.
+ *     A handle closed meanwhile synced itself on close.
+ */
+static void
+drain_mark_synced(layered_conn *conn, struct drain_item *item, bool stable)
+{
+    char name[LAYERED_NAME_MAX + 16];
+    struct dhandle *dh;
+
+    dh_name(name, sizeof(name), item->table, !stable);
+    if ((dh = dh_find(conn, name)) == NULL)
+        return;
+    if (dh->table_id == item->table_id)
+        fs_mark_synced(dh->fs, stable ? item->dst_gen : item->src_gen);
+    dh_release(dh);
+}
+
+/*
  * drain_sync --
- *     Make the files of the items still at `step` durable: one fdatasync
- *     for a single file, one syncfs of the directory's file system for
- *     several (then each file learns it is synced).
+ *     Make the files of the items that got this far durable: one syncfs of
+ *     the directory's file system for the whole batch (one fdatasync when
+ *     the batch holds one table), then each file learns it is synced.
  */
 static int
 drain_sync(layered_conn *conn, struct drain_item **batch, int n, bool stable)
 {
-    fs_file *one = NULL;
-    uint64_t *gens;
-    int i, count = 0, ret = 0;
+    char name[LAYERED_NAME_MAX + 16];
+    struct dhandle *dh;
+    int i, count = 0, last = -1, ret = 0;
 
     for (i = 0; i < n; i++)
         if (batch[i]->result == 0) {
-            one = stable ? batch[i]->dst->fs : batch[i]->ingest->fs;
             count++;
+            last = i;
         }
     if (count == 0)
         return 0;
-    if (count == 1)
-        return fs_sync(one);
-    if ((gens = calloc((size_t)n, sizeof(*gens))) == NULL)
-        return ENOMEM;
-    for (i = 0; i < n; i++)
-        if (batch[i]->result == 0)
-            gens[i] = fs_sync_gen(stable ? batch[i]->dst->fs
-                                         : batch[i]->ingest->fs);
+    if (count == 1) {
+        dh_name(name, sizeof(name), batch[last]->table, !stable);
+        if ((dh = dh_find(conn, name)) == NULL)
+            return 0; /* closed since, and synced by its close */
+        ret = dh->table_id == batch[last]->table_id ? fs_sync(dh->fs) : 0;
+        dh_release(dh);
+        return ret;
+    }
     if ((ret = fp_hit(&conn->fps, "fs.sync")) == 0 &&
         syncfs(stable ? conn->shared_fd : conn->home_fd) != 0)
         ret = errno;
     if (ret == 0)
         for (i = 0; i < n; i++)
             if (batch[i]->result == 0)
-                fs_mark_synced(stable ? batch[i]->dst->fs
-                                      : batch[i]->ingest->fs,
-                               gens[i]);
-    free(gens);
+                drain_mark_synced(conn, batch[i], stable);
     return ret;
 }
 
@@ -261,10 +287,8 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
     layered_conn *conn = ctx->conn;
     int ret = item->result;
 
-    if (item->read_locked)
-        dh_rwlock_read_unlock(&item->ingest->lock);
-    if (item->dst != NULL)
-        dh_release(item->dst);
+    if (item->locked != NULL)
+        dh_unlock_release(item->locked);
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
     TAILQ_REMOVE(&conn->drain_inflight, item, link);
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
@@ -302,7 +326,6 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
         atomic_store(&ctx->stop, true);
     }
     (void)pthread_mutex_unlock(&ctx->lock);
-    dh_release(item->ingest);
     free(item);
 }
 
@@ -337,7 +360,7 @@ drain_worker(void *arg)
          * queue is empty, then make the batch durable and clear it.  The
          * first real error ends the batch: its copies are not synced and
          * nothing is cleared. */
-        for (n = 0, ret = 0; n < DRAIN_BATCH_MAX && ret == 0 &&
+        for (n = 0, ret = 0; n < ctx->batch_max && ret == 0 &&
                              !atomic_load(&ctx->stop) &&
                              (item = drain_take(conn, n, bytes)) != NULL;
              n++) {
@@ -372,6 +395,9 @@ drain_worker(void *arg)
                     batch[i]->result = ret;
         for (i = 0; i < n; i++)
             drain_item_done(ctx, batch[i]);
+        /* The batch's handles are idle now: keep the descriptors within
+         * budget however many tables the step-up drains. */
+        dh_sweep(conn);
     }
     free(batch);
     return NULL;
@@ -389,39 +415,48 @@ drain_queue_build(layered_conn *conn, struct drain_ctx *ctx)
     struct drain_item *item;
     struct dhandle *dh;
     struct table *t;
+    struct stat st;
     char name[LAYERED_NAME_MAX + 16];
-    int ret = 0;
+    uint64_t bytes;
 
     RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
         if (t->dropping || (t->state != LAYERED_TABLE_ACTIVE &&
                             t->state != LAYERED_TABLE_ARCHIVED))
             continue;
+        /* An open handle knows; otherwise a file holding no more than its
+         * header is empty, and anything larger may hold rows (opening
+         * every ingest here would cost a descriptor and an index load per
+         * table: the worker opens it when its turn comes). */
         dh_name(name, sizeof(name), t->name, true);
-        if ((ret = dh_get_schema_held(conn, name, &dh)) != 0) {
-            layered_msg(conn, "step-up: opening %s: %s", name,
-                        layered_strerror(ret));
-            return ret;
-        }
-        if (fs_empty(dh->fs)) {
-            dh_release(dh);
-            continue;
-        }
-        if ((item = calloc(1, sizeof(*item))) == NULL) {
-            dh_release(dh);
-            return ENOMEM;
-        }
-        item->ingest = dh; /* the pin moves to the item */
-        {
+        if ((dh = dh_find(conn, name)) != NULL) {
             fs_info info;
+            bool empty = fs_empty(dh->fs);
             fs_get_info(dh->fs, &info);
-            item->ingest_bytes = info.file_bytes;
+            bytes = info.file_bytes;
+            dh_release(dh);
+            if (empty)
+                continue;
+        } else {
+            (void)snprintf(name, sizeof(name), "%s.ingest", t->name);
+            if (fstatat(conn->home_fd, name, &st, 0) != 0) {
+                layered_msg(conn, "step-up: %s/%s: %s", conn->home, name,
+                            layered_strerror(errno));
+                return errno;
+            }
+            if ((uint64_t)st.st_size <= FS_HEADER_BYTES)
+                continue;
+            bytes = (uint64_t)st.st_size;
         }
+        if ((item = calloc(1, sizeof(*item))) == NULL)
+            return ENOMEM;
+        item->table_id = t->id;
+        item->ingest_bytes = bytes;
         (void)snprintf(item->table, sizeof(item->table), "%s", t->name);
         TAILQ_INSERT_TAIL(&conn->drain_queue, item, link);
         ctx->stats.tables_queued++;
     }
-    return ret;
+    return 0;
 }
 
 /*
@@ -436,7 +471,6 @@ drain_queue_empty(layered_conn *conn)
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
     while ((item = TAILQ_FIRST(&conn->drain_queue)) != NULL) {
         TAILQ_REMOVE(&conn->drain_queue, item, link);
-        dh_release(item->ingest);
         free(item);
     }
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
@@ -464,7 +498,6 @@ drain_queue_scan(layered_conn *conn, const char *table)
         TAILQ_FOREACH(item, &conn->drain_queue, link)
             if (strcmp(item->table, table) == 0) {
                 TAILQ_REMOVE(&conn->drain_queue, item, link);
-                dh_release(item->ingest);
                 free(item);
                 (void)atomic_fetch_add(&conn->st_tables_skipped, 1);
                 if (conn->drain_ctx != NULL) {
@@ -492,6 +525,12 @@ layered_step_up(layered_conn *conn, layered_drain_stats *stats)
     memset(&ctx, 0, sizeof(ctx));
     ctx.conn = conn;
     (void)pthread_mutex_init(&ctx.lock, NULL);
+    /* A batch keeps up to two handles per table open until it ends. */
+    ctx.batch_max = (int)(conn->dh_open_limit / (2 * conn->drain_threads));
+    if (ctx.batch_max < 1)
+        ctx.batch_max = 1;
+    if (ctx.batch_max > DRAIN_BATCH_MAX)
+        ctx.batch_max = DRAIN_BATCH_MAX;
 
     conn_lock(&conn->ckpt_lock, LOCK_CHECKPOINT);
     lock_order_acquire(LOCK_ROLE);

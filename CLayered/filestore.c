@@ -78,7 +78,7 @@
 
 #define FILE_MAGIC "LYRDFILE"
 #define FILE_VERSION 1
-#define FILE_HDR_SIZE 32
+#define FILE_HDR_SIZE FS_HEADER_BYTES
 #define REC_HDR_SIZE 24
 
 #define REC_PUT 1

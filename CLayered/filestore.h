@@ -42,6 +42,9 @@ typedef struct fs_env {
     void *failpoint_arg;
 } fs_env;
 
+/* Bytes of an empty file: its header.  A file no larger holds no rows. */
+#define FS_HEADER_BYTES 32
+
 /* fs_open flags */
 #define FS_CREATE 0x1  /* create the file if missing (with its header) */
 #define FS_EXCL 0x2    /* with FS_CREATE: EEXIST if the file exists */

@@ -159,6 +159,7 @@ struct dhandle {
     _Atomic int64_t pins;
     fs_file *fs;
     bool ingest;
+    uint64_t table_id; /* the incarnation of the table it belongs to */
 };
 
 void layered_rcu_enter(void);
@@ -191,6 +192,8 @@ struct dhandle *dh_find(layered_conn *conn, const char *name);
 /* Close idle handles (only the table's pin, no lock holder) when more than
  * the limit are open.  Takes the schema lock. */
 void dh_sweep(layered_conn *conn);
+/* dh_sweep for a caller holding the schema lock. */
+void dh_sweep_locked(layered_conn *conn);
 /* Close every handle (connection close). */
 int dh_close_all(layered_conn *conn);
 /* Constituent names */
@@ -199,6 +202,7 @@ void dh_name(char *buf, size_t len, const char *table, bool ingest);
 /* ---- tables and metadata (layered.c, meta.c) ---- */
 struct table {
     RB_ENTRY(table) link;
+    uint64_t id;         /* incarnation: unique within the connection */
     int state;           /* LAYERED_TABLE_*; schema lock */
     bool dropping;       /* a drop is past its point of no return */
     uint64_t drained_lsn; /* highest ingest LSN its stable holds */
@@ -257,13 +261,18 @@ int create_file(layered_conn *conn, int dirfd, const char *dir,
 struct drain_ctx;
 struct drain_item {
     TAILQ_ENTRY(drain_item) link;
-    struct dhandle *ingest; /* pinned */
-    struct dhandle *dst;    /* pinned after its copy, until the sync */
+    /* An item holds no open handle while queued (10,000 queued tables must
+     * not hold 20,000 descriptors): the table's name and incarnation
+     * identify it, and a handle found under the name with another
+     * incarnation means the table was dropped (and re-created). */
+    uint64_t table_id;
     uint64_t ingest_bytes;  /* ingest size when queued: batch sizing */
+    struct dhandle *locked; /* READ_LOCK: ingest, pinned and shared-locked
+                               from before the copy to after the clear */
+    uint64_t dst_gen, src_gen; /* write generations for fs_mark_synced */
     uint64_t rows, bytes_copied, max_lsn;
     int result;             /* 0, LAYERED_NOTFOUND (skipped) or error */
     bool in_flight;
-    bool read_locked;       /* READ_LOCK: ingest lock held */
     char table[LAYERED_NAME_MAX + 1];
 };
 TAILQ_HEAD(drain_queue, drain_item);
@@ -328,6 +337,7 @@ struct layered_conn {
     /* Under the schema lock. */
     struct __layered_table_tree tables;
     uint64_t ntables;
+    uint64_t next_table_id;
     int meta_fd;            /* the journal, open for append */
     uint64_t meta_entries;  /* journal records since the snapshot */
     uint64_t meta_gen;      /* the snapshot's generation */

@@ -75,6 +75,7 @@ table_insert(layered_conn *conn, const char *name, int state,
     if ((t = calloc(1, sizeof(*t) + n + 1)) == NULL)
         return ENOMEM;
     memcpy(t->name, name, n + 1);
+    t->id = ++conn->next_table_id;
     t->state = state;
     (void)pthread_mutex_init(&t->arbiter, NULL);
     (void)RB_INSERT(__layered_table_tree, &conn->tables, t);

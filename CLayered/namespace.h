@@ -31,6 +31,7 @@
 #define dh_rwlock_try_write_lock __layered_dh_rwlock_try_write_lock
 #define dh_rwlock_write_unlock __layered_dh_rwlock_write_unlock
 #define dh_sweep __layered_dh_sweep
+#define dh_sweep_locked __layered_dh_sweep_locked
 #define dh_table_create __layered_dh_table_create
 #define dh_table_destroy __layered_dh_table_destroy
 #define dh_unlock_release __layered_dh_unlock_release
