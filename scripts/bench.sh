@@ -142,8 +142,7 @@ EOF
   constituents (`LAYERED_SYNC_NONE`, then a checkpoint, untimed); the clock covers `layered_step_up`, which copies
   every ingest into its stable constituent with one sync per file and clears the ingest.  The copy uses a fresh
   home each run.  Many tables creates its tables once and drains new rows each run (step-up, then step-down), so
-  from the second run on the drain writes into stable constituents that already hold rows.  A step-up keeps both
-  files of every table open, so the table count is capped by the open-file limit (`ulimit -n`).
+  from the second run on the drain writes into stable constituents that already hold rows.
 - **LMDB**: one read transaction on the source environment, one write transaction on a fresh destination with
   `MDB_APPEND`; the commit syncs.  Many tables: one named database per table, one transaction.
 - **WiredTiger**: a bulk cursor per freshly created table, then a checkpoint; the copy tables are not logged.

@@ -357,24 +357,6 @@ copy_workload(const char *label, uint64_t rows, size_t value_len)
 }
 
 /*
- * layered_fd_tables --
- *     A step-up keeps both constituent files of every table it drains open
- *     until it finishes, so the limit on open files caps the tables one
- *     step-up can drain: the largest multiple of 1,000 that fits.
- */
-static int
-layered_fd_tables(void)
-{
-    struct rlimit rl;
-    rlim_t n;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return 1 << 30;
-    n = rl.rlim_cur > 512 ? (rl.rlim_cur - 512) / 2 : 0;
-    return n >= 1000 ? (int)(n / 1000 * 1000) : (int)n;
-}
-
-/*
  * many_workload --
  *     `tables` tables of 100 rows each, copied (drained) durably in one
  *     operation; reports the cost per table.  An engine with a table cap
@@ -398,11 +380,6 @@ many_workload(int tables)
         ntab[e] = tables;
         if (engines[e]->max_tables > 0 && engines[e]->max_tables < tables)
             ntab[e] = engines[e]->max_tables;
-        if (engines[e] == &engine_layered && ntab[e] > layered_fd_tables()) {
-            ntab[e] = layered_fd_tables();
-            progress("many: layered: only %d tables fit in the limit on open "
-                     "files (ulimit -n)\n", ntab[e]);
-        }
         w.tables = ntab[e];
         engine_dir(dirs[e], sizeof(dirs[e]), engines[e], "many");
         w.dir = dirs[e];
