@@ -61,7 +61,9 @@ write_sync_seconds(const char *dir, uint64_t bytes)
     int fd;
 
     memset(buf, 0x5a, chunk);
-    snprintf(path, sizeof(path), "%s/seqwrite.tmp", dir);
+    if ((size_t)snprintf(path, sizeof(path), "%s/seqwrite.tmp", dir) >=
+        sizeof(path))
+        die("path too long", ENAMETOOLONG);
     if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
         die("open", 1);
     t0 = now();
@@ -109,7 +111,9 @@ dir_bytes(const char *dir, int ntables)
     uint64_t sum = 0;
 
     for (int i = 0; i < ntables; i++) {
-        snprintf(path, sizeof(path), "%s/shared/t%05d.stable", dir, i);
+        if ((size_t)snprintf(path, sizeof(path), "%s/shared/t%05d.stable",
+                             dir, i) >= sizeof(path))
+            die("path too long", ENAMETOOLONG);
         if (stat(path, &st) == 0)
             sum += (uint64_t)st.st_size;
     }
