@@ -18,7 +18,7 @@
  * lock) with bench/bench_dhandle.c, a bare cds_lfht lookup of 400 names,
  * medians of 5 runs on a shared 2-core VM, two separate runs:
  *                 1 thread          2 threads
- *   urcu-memb     21.0 / 20.8 M/s   14.2 / 28.8 M/s
+ *   urcu-memb     22.0 / 20.8 M/s   14.2 / 28.8 M/s
  *   urcu-bp       13.4 / 18.8 M/s   22.2 / 43.9 M/s
  * The spread between runs is larger than the difference between the
  * flavours, so neither is measurably faster here.  memb was kept: its read
