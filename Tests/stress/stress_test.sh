@@ -46,15 +46,17 @@ for policy in skip-missing read-lock queue-scan; do
     test "$(count offloads)" -gt 0 -a "$(count auto)" -gt 0
   refused=$((refused + $(count 'refused by the arbiter')))
 done
-check "auto-offloads refused by the arbiter over the three runs: $refused" test "$refused" -gt 0
 
 # The maintenance thread sleeps between its snapshot and its offloads: a wider
 # window for unarchives to beat it at the arbiter.
 "$tool" --cycles 3 --seed 11 --crash-rate 0 --failpoint 'offload.decided=sleep(3)' >"$out" 2>&1
 status=$?
 check "lifecycle, widened window: exit 0, no violations" test "$status" -eq 0 -a "$(field violations)" -eq 0
-check "lifecycle, widened window: $(count 'refused by the arbiter') auto-offloads refused" \
-  test "$(count 'refused by the arbiter')" -gt 0
+refused=$((refused + $(count 'refused by the arbiter')))
+# How often an unarchive beats the auto-offload at the arbiter depends on
+# timing, so it is reported, not required: the two orderings are forced
+# deterministically in Tests/c/test_lifecycle.c and LifecycleTests.swift.
+echo "note  auto-offloads refused by the arbiter in these runs: $refused"
 
 "$tool" --cycles 1 --seed 3 --no-lifecycle >"$out" 2>&1
 status=$?
