@@ -640,6 +640,29 @@ fs_failpoint(const fs_file *f, const char *name)
 }
 
 /*
+ * iov_advance --
+ *     Step an iovec array past n bytes done by a short read or write.
+ */
+static void
+iov_advance(struct iovec **iovp, int *iovcntp, size_t n)
+{
+    struct iovec *iov = *iovp;
+
+    while (n > 0 && *iovcntp > 0) {
+        if (n >= iov->iov_len) {
+            n -= iov->iov_len;
+            ++iov;
+            --*iovcntp;
+        } else {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= n;
+            n = 0;
+        }
+    }
+    *iovp = iov;
+}
+
+/*
  * pwritev_full --
  *     Write every byte of an iovec array at off, continuing after short
  *     writes (the array is consumed).  Returns 0 or an errno.
@@ -665,17 +688,7 @@ pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off)
         if (n == 0)
             return (EIO);
         off += (uint64_t)n;
-        while (n > 0 && iovcnt > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= (ssize_t)iov->iov_len;
-                ++iov;
-                --iovcnt;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= (size_t)n;
-                n = 0;
-            }
-        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return (0);
 }
@@ -706,17 +719,7 @@ preadv_full(const fs_file *f, struct iovec *iov, int iovcnt, uint64_t off)
         if (n == 0)
             return (fs_corrupt(f, start, "record runs past end of file"));
         off += (uint64_t)n;
-        while (n > 0 && iovcnt > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= (ssize_t)iov->iov_len;
-                ++iov;
-                --iovcnt;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= (size_t)n;
-                n = 0;
-            }
-        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     return (0);
 }
