@@ -72,35 +72,6 @@ step_up_join(struct stepper *st)
 }
 
 static void
-insert_rows(layered_session *s, const char *uri, const char *prefix, int n)
-{
-    layered_cursor *c;
-    char k[32], v[64];
-
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    for (int i = 0; i < n; i++) {
-        snprintf(k, sizeof(k), "%s%06d", prefix, i);
-        snprintf(v, sizeof(v), "value-%s-%d", prefix, i);
-        CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
-    }
-    CHECK_OK(layered_cursor_close(c));
-}
-
-static int
-count_rows(layered_session *s, const char *uri)
-{
-    layered_cursor *c;
-    int n = 0, ret;
-
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    CHECK_RET(LAYERED_NOTFOUND, ret);
-    CHECK_OK(layered_cursor_close(c));
-    return n;
-}
-
-static void
 db_open(struct db *db, int role, int policy, bool handler)
 {
     layered_config cfg;
@@ -139,12 +110,12 @@ setup(struct db *db, int policy, int ingest_rows)
     db->home = tu_mkdtemp("drain");
     db_open(db, LAYERED_ROLE_LEADER, policy, true);
     CHECK_OK(layered_create(db->s, "layered:t", NULL));
-    insert_rows(db->s, "layered:t", "L", 100);
+    tu_insert_rows(db->s, "layered:t", "L", 100);
     CHECK_OK(layered_checkpoint(db->s));
     db_close(db);
     db_open(db, LAYERED_ROLE_FOLLOWER, policy, true);
-    CHECK(count_rows(db->s, "layered:t") == 100);
-    insert_rows(db->s, "layered:t", "F", ingest_rows);
+    CHECK(tu_count_rows(db->s, "layered:t") == 100);
+    tu_insert_rows(db->s, "layered:t", "F", ingest_rows);
 }
 
 /* After a scenario: size invariant, and the dropped table stays gone. */
@@ -171,7 +142,7 @@ teardown(struct db *db, bool dropped)
         CHECK_RET(ENOENT, layered_table_state(db->s, "layered:t", &state));
     } else {
         CHECK_OK(layered_table_state(db->s, "layered:t", &state));
-        CHECK(count_rows(db->s, "layered:t") == 200);
+        CHECK(tu_count_rows(db->s, "layered:t") == 200);
     }
     db_close(db);
     tu_rmdir(db->home);
@@ -240,7 +211,7 @@ drain_wins(int policy)
     ret = layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE);
     CHECK_RET(EBUSY, ret);
     /* Reads continue during the drain: every row is visible. */
-    CHECK(count_rows(db.s, "layered:t") == 200);
+    CHECK(tu_count_rows(db.s, "layered:t") == 200);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "off"));
     step_up_join(&st);
     CHECK_OK(st.ret);
@@ -385,7 +356,7 @@ abort_child(const char *home)
     memset(&db, 0, sizeof(db));
     db.home = (char *)home;
     db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_UNPROTECTED, false);
-    insert_rows(db.s, "layered:t", "F", 100);
+    tu_insert_rows(db.s, "layered:t", "F", 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
     step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
@@ -482,7 +453,7 @@ random_drops(int policy, uint64_t seed)
         for (i = 0; i < NT; i++) {
             snprintf(uri, sizeof(uri), "layered:r%02d", i);
             CHECK_OK(layered_create(db.s, uri, NULL));
-            insert_rows(db.s, uri, "F", 200 + i * 50);
+            tu_insert_rows(db.s, uri, "F", 200 + i * 50);
         }
         d.conn = db.conn;
         d.ntables = NT;
@@ -537,13 +508,13 @@ few_descriptors(void)
     for (i = 0; i < NT; i++) {
         snprintf(uri, sizeof(uri), "layered:f%03d", i);
         CHECK_OK(layered_create(db.s, uri, NULL));
-        insert_rows(db.s, uri, "F", 20);
+        tu_insert_rows(db.s, uri, "F", 20);
     }
     CHECK_OK(layered_step_up(db.conn, &ds));
     CHECK(ds.tables_drained == NT && ds.rows == NT * 20);
     for (i = 0; i < NT; i += 37) {
         snprintf(uri, sizeof(uri), "layered:f%03d", i);
-        CHECK(count_rows(db.s, uri) == 20);
+        CHECK(tu_count_rows(db.s, uri) == 20);
     }
     db_close(&db);
     tu_rmdir(db.home);

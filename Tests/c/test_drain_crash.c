@@ -26,21 +26,6 @@ static const char *const failpoints[] = {
     "drain.before_clear", "drop.before_exclusive", "drop.after_remove",
 };
 
-static void
-insert_rows(layered_session *s, const char *uri, const char *prefix, int n)
-{
-    layered_cursor *c;
-    char k[32], v[64];
-
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    for (int i = 0; i < n; i++) {
-        snprintf(k, sizeof(k), "%s%06d", prefix, i);
-        snprintf(v, sizeof(v), "value-%s-%d", prefix, i);
-        CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
-    }
-    CHECK_OK(layered_cursor_close(c));
-}
-
 /* Every expected row present with its value, and nothing else. */
 static void
 check_rows(layered_session *s, const char *uri, int leader_rows,
@@ -83,17 +68,17 @@ build(const char *home)
     CHECK_OK(layered_create(s, "layered:a", NULL));
     CHECK_OK(layered_create(s, "layered:b", NULL));
     CHECK_OK(layered_create(s, "layered:c", NULL));
-    insert_rows(s, "layered:a", "L", 100);
-    insert_rows(s, "layered:b", "L", 100);
-    insert_rows(s, "layered:c", "L", 100);
+    tu_insert_rows(s, "layered:a", "L", 100);
+    tu_insert_rows(s, "layered:b", "L", 100);
+    tu_insert_rows(s, "layered:c", "L", 100);
     CHECK_OK(layered_checkpoint(s));
     CHECK_OK(layered_close(conn));
     cfg.role = LAYERED_ROLE_FOLLOWER;
     CHECK_OK(layered_open(home, &cfg, &conn));
     CHECK_OK(layered_session_open(conn, &s));
-    insert_rows(s, "layered:a", "F", A_INGEST);
-    insert_rows(s, "layered:b", "F", B_INGEST);
-    insert_rows(s, "layered:c", "F", 100);
+    tu_insert_rows(s, "layered:a", "F", A_INGEST);
+    tu_insert_rows(s, "layered:b", "F", B_INGEST);
+    tu_insert_rows(s, "layered:c", "F", 100);
     CHECK_OK(layered_drop(s, "layered:c", 0));
     CHECK_OK(layered_close(conn));
 }

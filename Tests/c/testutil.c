@@ -68,3 +68,32 @@ tu_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+void
+tu_insert_rows(layered_session *s, const char *uri, const char *prefix, int n)
+{
+    layered_cursor *c;
+    char k[32], v[64];
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "%s%06d", prefix, i);
+        snprintf(v, sizeof(v), "value-%s-%d", prefix, i);
+        CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
+    }
+    CHECK_OK(layered_cursor_close(c));
+}
+
+int
+tu_count_rows(layered_session *s, const char *uri)
+{
+    layered_cursor *c;
+    int n = 0, ret;
+
+    CHECK_OK(layered_cursor_open(s, uri, &c));
+    while ((ret = layered_cursor_next(c)) == 0)
+        n++;
+    CHECK_RET(LAYERED_NOTFOUND, ret);
+    CHECK_OK(layered_cursor_close(c));
+    return n;
+}

@@ -51,5 +51,10 @@ uint64_t tu_rand(uint64_t *state);
 uint64_t tu_seed(const char *test);
 /* Monotonic nanoseconds. */
 uint64_t tu_now_ns(void);
+/* Insert n rows "<prefix>NNNNNN" -> "value-<prefix>-N" into a table. */
+void tu_insert_rows(layered_session *s, const char *uri, const char *prefix,
+                    int n);
+/* The rows a forward scan of the table returns. */
+int tu_count_rows(layered_session *s, const char *uri);
 
 #endif
