@@ -269,7 +269,6 @@ drain_take(layered_conn *conn, int n, uint64_t bytes)
     if ((item = TAILQ_FIRST(&conn->drain_queue)) != NULL &&
         (n == 0 || bytes + item->ingest_bytes <= DRAIN_BATCH_BYTES)) {
         TAILQ_REMOVE(&conn->drain_queue, item, link);
-        item->in_flight = true;
         TAILQ_INSERT_TAIL(&conn->drain_inflight, item, link);
     } else
         item = NULL;

@@ -55,7 +55,6 @@
 #include "layered.h"
 
 /* Single exit with cleanup. */
-#define WT_UNUSED(x) (void)(x)
 #define ERR(x)                                                              \
     do {                                                                    \
         if ((ret = (x)) != 0)                                               \
@@ -234,8 +233,7 @@ bool name_valid(const char *name, size_t len);
  * a checksummed journal appended (fdatasync) by each schema change and
  * folded into a new snapshot when it grows.  Caller holds the schema
  * lock. */
-enum meta_op { META_CREATE, META_DROPPING, META_DROP, META_STATE,
-               META_DRAINED };
+enum meta_op { META_CREATE, META_DROPPING, META_DROP, META_STATE };
 int meta_load(layered_conn *conn);
 int meta_log(layered_conn *conn, enum meta_op op, const char *name,
              uint64_t arg);
@@ -272,7 +270,6 @@ struct drain_item {
     uint64_t dst_gen, src_gen; /* write generations for fs_mark_synced */
     uint64_t rows, bytes_copied, max_lsn;
     int result;             /* 0, LAYERED_NOTFOUND (skipped) or error */
-    bool in_flight;
     char table[LAYERED_NAME_MAX + 1];
 };
 TAILQ_HEAD(drain_queue, drain_item);

@@ -35,8 +35,8 @@
 #define META_LOG "layered.meta.log"
 
 static const char *const op_names[] = {"create", "dropping", "drop", "state",
-                                       "drained", "journal"};
-#define META_JOURNAL 5
+                                       "journal"};
+#define META_JOURNAL 4
 
 
 
@@ -140,10 +140,6 @@ apply_op(layered_conn *conn, int op, const char *name, uint64_t arg)
     case META_STATE:
         if (t != NULL)
             t->state = (int)arg;
-        return 0;
-    case META_DRAINED:
-        if (t != NULL)
-            t->drained_lsn = arg;
         return 0;
     }
     return EINVAL;
