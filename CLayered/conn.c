@@ -197,6 +197,7 @@ layered_open(const char *home, const layered_config *cfg,
     conn->message_arg = cfg->message_arg;
     atomic_init(&conn->role, cfg->role);
     conn->env.lsn = &conn->lsn;
+    conn->env.opens = &conn->fs_opens;
     conn->env.sync = cfg->sync;
     conn->env.message = env_message;
     conn->env.message_arg = conn;

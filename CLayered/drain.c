@@ -163,7 +163,7 @@ drain_copy(layered_conn *conn, struct drain_item *item)
     item->rows = cs.rows;
     item->bytes_copied = cs.bytes;
     item->max_lsn = cs.max_lsn;
-    item->dst_gen = fs_sync_gen(dst->fs);
+    fs_sync_gen(dst->fs, &item->dst_sync);
 err:
     if (src != NULL)
         dh_unlock_release(src);
@@ -188,7 +188,7 @@ drain_clear(layered_conn *conn, struct drain_item *item)
     ERR(drain_open(conn, item, true, &src));
     if (!fs_empty(src->fs))
         ERR(fs_clear(src->fs, FS_NOSYNC));
-    item->src_gen = fs_sync_gen(src->fs);
+    fs_sync_gen(src->fs, &item->src_sync);
 err:
     if (src != NULL)
         dh_unlock_release(src);
@@ -211,7 +211,7 @@ drain_mark_synced(layered_conn *conn, struct drain_item *item, bool stable)
     if ((dh = dh_find(conn, name)) == NULL)
         return;
     if (dh->table_id == item->table_id)
-        fs_mark_synced(dh->fs, stable ? item->dst_gen : item->src_gen);
+        fs_mark_synced(dh->fs, stable ? &item->dst_sync : &item->src_sync);
     dh_release(dh);
 }
 

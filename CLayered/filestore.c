@@ -175,6 +175,10 @@ struct fs_file {
      * to sync, so closing or checkpointing a clean file costs no I/O. */
     uint64_t wgen;
     uint64_t synced_wgen;
+    /* Which open of the path this is: distinct for every fs_open of a
+     * connection (env->opens), so a sync token taken from an earlier open
+     * is recognised. */
+    uint64_t instance;
 };
 
 /* Decoded record header. */
@@ -1091,6 +1095,7 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
         return (ENOMEM);
     f->fd = -1;
     f->env = *env;
+    f->instance = env->opens != NULL ? atomic_fetch_add(env->opens, 1) + 1 : 0;
     arena_init(&f->arena);
     RB_INIT(&f->tree);
     (void)pthread_rwlockattr_init(&attr);
@@ -2110,30 +2115,30 @@ fs_empty(fs_file *f)
 
 /*
  * fs_sync_gen --
- *     The file's write generation, read before an external sync (syncfs)
- *     of its file system.
+ *     The file's open instance and write generation, taken before an
+ *     external sync (syncfs) of its file system.
  */
-uint64_t
-fs_sync_gen(fs_file *f)
+void
+fs_sync_gen(fs_file *f, fs_sync_token *token)
 {
-    uint64_t g;
-
     (void)pthread_rwlock_rdlock(&f->lock);
-    g = f->wgen;
+    token->instance = f->instance;
+    token->gen = f->wgen;
     (void)pthread_rwlock_unlock(&f->lock);
-    return (g);
 }
 
 /*
  * fs_mark_synced --
- *     An external sync that started after fs_sync_gen returned gen has
- *     succeeded: everything written up to gen is durable.
+ *     An external sync that started after fs_sync_gen filled the token has
+ *     succeeded: everything this open of the file wrote up to the token's
+ *     generation is durable.
  */
 void
-fs_mark_synced(fs_file *f, uint64_t gen)
+fs_mark_synced(fs_file *f, const fs_sync_token *token)
 {
     (void)pthread_rwlock_wrlock(&f->lock);
-    if (f->synced_wgen < gen && f->disk_end == f->end)
-        f->synced_wgen = gen;
+    if (token->instance == f->instance && f->synced_wgen < token->gen &&
+        token->gen <= f->wgen && f->disk_end == f->end)
+        f->synced_wgen = token->gen;
     (void)pthread_rwlock_unlock(&f->lock);
 }

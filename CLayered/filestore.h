@@ -30,6 +30,9 @@ typedef struct fs_env {
      * atomic_fetch_add(lsn, 1) + 1 while it holds the file's lock, so LSNs
      * in one file increase in file order. */
     _Atomic uint64_t *lsn;
+    /* Counts fs_open calls, so each open gets its own instance number
+     * (fs_sync_token).  May be NULL: every open is instance 0. */
+    _Atomic uint64_t *opens;
     /* LAYERED_SYNC_* */
     int sync;
     /* Report a message (corruption details, repairs).  May be NULL. */
@@ -188,12 +191,18 @@ int fs_copy(fs_file *src, fs_file *dst, unsigned flags,
             int (*hook)(void *arg), void *hook_arg, fs_copy_stats *stats);
 
 /* fs_sync_gen / fs_mark_synced --
- *     For a caller that syncs many files at once with syncfs(2): read the
- *     write generation before the sync, report it after the sync
- *     succeeded, so fs_sync and fs_close know there is nothing left to
- *     sync.  Writes made after fs_sync_gen stay unsynced. */
-uint64_t fs_sync_gen(fs_file *f);
-void fs_mark_synced(fs_file *f, uint64_t gen);
+ *     For a caller that syncs many files at once with syncfs(2): take a
+ *     token (which open of the file, which write generation) before the
+ *     sync, hand it back after the sync succeeded, so fs_sync and fs_close
+ *     know there is nothing left to sync.  Writes made after fs_sync_gen
+ *     stay unsynced; a token from an earlier open of the same path (the
+ *     handle was closed and reopened meanwhile) is ignored. */
+typedef struct fs_sync_token {
+    uint64_t instance;
+    uint64_t gen;
+} fs_sync_token;
+void fs_sync_gen(fs_file *f, fs_sync_token *token);
+void fs_mark_synced(fs_file *f, const fs_sync_token *token);
 
 /* Sizes and counts (a consistent snapshot under the lock). */
 typedef struct fs_info {

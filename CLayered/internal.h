@@ -267,7 +267,7 @@ struct drain_item {
     uint64_t ingest_bytes;  /* ingest size when queued: batch sizing */
     struct dhandle *locked; /* READ_LOCK: ingest, pinned and shared-locked
                                from before the copy to after the clear */
-    uint64_t dst_gen, src_gen; /* write generations for fs_mark_synced */
+    fs_sync_token dst_sync, src_sync; /* for fs_mark_synced after syncfs */
     uint64_t rows, bytes_copied, max_lsn;
     int result;             /* 0, LAYERED_NOTFOUND (skipped) or error */
     char table[LAYERED_NAME_MAX + 1];
@@ -318,6 +318,7 @@ struct layered_conn {
     fs_env env;
 
     _Atomic uint64_t lsn;
+    _Atomic uint64_t fs_opens; /* env.opens */
     _Atomic int role;
 
     /* panic.c */

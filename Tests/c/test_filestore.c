@@ -1280,6 +1280,59 @@ test_clear(const char *dir)
     free(path);
 }
 
+/* syncfs(2) of the file system holding path. */
+static int
+syncfs_of(const char *path)
+{
+    int fd = open(path, O_RDONLY), ret;
+
+    if (fd < 0)
+        return errno;
+    ret = syncfs(fd) == 0 ? 0 : errno;
+    close(fd);
+    return ret;
+}
+
+/* Sync tokens: a file synced from outside (syncfs) skips its own sync,
+ * and a token from an earlier open of the same path is ignored. */
+static void
+test_sync_token(const char *dir)
+{
+    char *path = path_in(dir, "token");
+    fs_env env = env_make(LAYERED_SYNC_WRITE);
+    _Atomic uint64_t opens = 0;
+    fs_sync_token tok, stale;
+    fs_file *f;
+
+    env.opens = &opens;
+    CHECK_OK(fs_open(path, FS_CREATE, &env, &f));
+    CHECK_OK(fs_put(f, "a", 1, "1", 1, NULL));
+    fs_sync_gen(f, &tok);
+    CHECK(syncfs_of(path) == 0);
+    fs_mark_synced(f, &tok);
+    fp_set("fs.sync", EIO, 1);
+    CHECK_OK(fs_sync(f));      /* nothing left to sync: no fdatasync */
+    CHECK(fp_hits == 0);
+    CHECK_OK(fs_put(f, "b", 1, "2", 1, NULL));
+    CHECK_RET(EIO, fs_sync(f)); /* a write since: it syncs */
+    CHECK(fp_hits == 1);
+    fp_set(NULL, 0, 0);
+    fs_sync_gen(f, &stale);
+    CHECK_OK(fs_close(f));
+
+    /* Reopened: the old token belongs to another open. */
+    CHECK_OK(fs_open(path, 0, &env, &f));
+    CHECK_OK(fs_put(f, "c", 1, "3", 1, NULL));
+    CHECK_OK(fs_put(f, "d", 1, "4", 1, NULL));
+    fs_mark_synced(f, &stale);
+    fp_set("fs.sync", EIO, 1);
+    CHECK_RET(EIO, fs_sync(f));
+    CHECK(fp_hits == 1);
+    fp_set(NULL, 0, 0);
+    CHECK_OK(fs_close(f));
+    free(path);
+}
+
 /* Multi-threaded: two writers on disjoint key ranges (puts and stable
  * deletes), two readers scanning and reading values, ~1 s. */
 #define MT_KEYS 2000
@@ -1546,6 +1599,7 @@ main(void)
     test_lsn(dir);
     test_sync_none(dir);
     test_clear(dir);
+    test_sync_token(dir);
     test_threads(dir, LAYERED_SYNC_WRITE);
     test_threads(dir, LAYERED_SYNC_NONE);
     test_compact_concurrent(dir);
