@@ -16,6 +16,45 @@
 #include "internal.h"
 
 /*
+ * stable_bytes --
+ *     The sum of the stable files' sizes on disk; schema lock held.  Each
+ *     was synced by the checkpoint, drain or close that last wrote it.
+ */
+uint64_t
+stable_bytes(layered_conn *conn)
+{
+    struct table *t;
+    struct stat st;
+    char path[LAYERED_NAME_MAX + 16];
+    uint64_t sum = 0;
+
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
+    {
+        if (t->dropping)
+            continue;
+        (void)snprintf(path, sizeof(path), "%s.stable", t->name);
+        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
+            sum += (uint64_t)st.st_size;
+    }
+    return sum;
+}
+
+/*
+ * publish_size --
+ *     database_size = stable bytes + the buffer, never below the buffer.
+ */
+void
+publish_size(layered_conn *conn, uint64_t stable)
+{
+    uint64_t size = stable + LAYERED_CHECKPOINT_SIZE_BUFFER;
+
+    if (size < LAYERED_CHECKPOINT_SIZE_BUFFER) /* overflow */
+        size = LAYERED_CHECKPOINT_SIZE_BUFFER;
+    atomic_store(&conn->stable_ckpt_bytes, stable);
+    atomic_store(&conn->database_size, size);
+}
+
+/*
  * checkpoint_locked --
  *     The checkpoint proper; the caller holds the checkpoint lock.
  */
@@ -23,10 +62,7 @@ int
 checkpoint_locked(layered_conn *conn)
 {
     struct dhandle **arr = NULL;
-    struct table *t;
-    struct stat st;
-    char path[LAYERED_NAME_MAX + 16];
-    uint64_t sum = 0, size;
+    uint64_t sum;
     size_t n = 0, i;
     bool compacted = false;
     int ret;
@@ -53,24 +89,12 @@ checkpoint_locked(layered_conn *conn)
     }
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    RB_FOREACH(t, __layered_table_tree, &conn->tables)
-    {
-        if (t->dropping)
-            continue;
-        (void)snprintf(path, sizeof(path), "%s.stable", t->name);
-        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
-            sum += (uint64_t)st.st_size;
-    }
+    sum = stable_bytes(conn);
     ret = meta_snapshot(conn);
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     if (ret != 0)
         goto err;
-
-    size = sum + LAYERED_CHECKPOINT_SIZE_BUFFER;
-    if (size < LAYERED_CHECKPOINT_SIZE_BUFFER) /* overflow */
-        size = LAYERED_CHECKPOINT_SIZE_BUFFER;
-    atomic_store(&conn->stable_ckpt_bytes, sum);
-    atomic_store(&conn->database_size, size);
+    publish_size(conn, sum);
     (void)atomic_fetch_add(&conn->st_checkpoints, 1);
 
 err:

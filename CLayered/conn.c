@@ -69,30 +69,6 @@ open_dir(const char *path, bool create, int *fdp)
     return 0;
 }
 
-/*
- * stable_size_at_open --
- *     database_size before the first checkpoint of this connection: the
- *     stable files as they are on disk (each was synced by the checkpoint
- *     or close that last wrote it).  Never below the buffer.
- */
-static void
-stable_size_at_open(layered_conn *conn)
-{
-    struct table *t;
-    struct stat st;
-    char path[LAYERED_NAME_MAX + 16];
-    uint64_t sum = 0;
-
-    RB_FOREACH(t, __layered_table_tree, &conn->tables)
-    {
-        (void)snprintf(path, sizeof(path), "%s.stable", t->name);
-        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
-            sum += (uint64_t)st.st_size;
-    }
-    atomic_store(&conn->stable_ckpt_bytes, sum);
-    atomic_store(&conn->database_size, sum + LAYERED_CHECKPOINT_SIZE_BUFFER);
-}
-
 static void
 conn_free(layered_conn *conn)
 {
@@ -232,7 +208,8 @@ layered_open(const char *home, const layered_config *cfg,
     ERR(dh_table_create(conn));
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
-    stable_size_at_open(conn);
+    /* Before this connection's first checkpoint: the files as on disk. */
+    publish_size(conn, stable_bytes(conn));
     ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;

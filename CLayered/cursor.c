@@ -312,27 +312,37 @@ layered_cursor_remove(layered_cursor *c, const void *key, size_t klen)
     return ret;
 }
 
+/*
+ * cursor_move_from --
+ *     Unposition, make `key` the reference and move from it.
+ */
+static int
+cursor_move_from(layered_cursor *c, const void *key, size_t klen,
+                 bool forward, bool inclusive)
+{
+    int ret;
+
+    cursor_unposition(c);
+    if ((ret = buf_set(&c->key, &c->key_cap, key, klen)) != 0)
+        return ret;
+    c->key_len = klen;
+    return cursor_move(c, forward, false, inclusive);
+}
+
 int
 layered_cursor_search(layered_cursor *c, const void *key, size_t klen)
 {
-    int exact, ret;
+    int ret;
 
     if ((ret = cursor_check(c)) != 0)
         return ret;
     if ((ret = key_check(key, klen)) != 0)
         return ret;
-    if ((ret = buf_set(&c->key, &c->key_cap, key, klen)) != 0)
-        return ret;
-    c->key_len = klen;
-    cursor_unposition(c);
-    c->key_len = klen;
-    ret = cursor_move(c, true, false, true);
-    if (ret == 0) {
-        exact = key_cmp(c->key, c->key_len, key, klen);
-        if (exact != 0) {
-            cursor_unposition(c);
-            ret = LAYERED_NOTFOUND;
-        }
+    /* The first visible key >= key: found only if it is key itself. */
+    if ((ret = cursor_move_from(c, key, klen, true, true)) == 0 &&
+        key_cmp(c->key, c->key_len, key, klen) != 0) {
+        cursor_unposition(c);
+        ret = LAYERED_NOTFOUND;
     }
     return ret;
 }
@@ -347,22 +357,13 @@ layered_cursor_search_near(layered_cursor *c, const void *key, size_t klen,
         return ret;
     if ((ret = key_check(key, klen)) != 0 || exactp == NULL)
         return ret != 0 ? ret : EINVAL;
-    cursor_unposition(c);
-    if ((ret = buf_set(&c->key, &c->key_cap, key, klen)) != 0)
-        return ret;
-    c->key_len = klen;
-    ret = cursor_move(c, true, false, true);
-    if (ret == 0) {
+    if ((ret = cursor_move_from(c, key, klen, true, true)) == 0) {
         *exactp = key_cmp(c->key, c->key_len, key, klen) == 0 ? 0 : 1;
         return 0;
     }
     if (ret != LAYERED_NOTFOUND)
         return ret;
-    if ((ret = buf_set(&c->key, &c->key_cap, key, klen)) != 0)
-        return ret;
-    c->key_len = klen;
-    ret = cursor_move(c, false, false, false);
-    if (ret == 0)
+    if ((ret = cursor_move_from(c, key, klen, false, false)) == 0)
         *exactp = -1;
     return ret;
 }

@@ -386,6 +386,40 @@ dh_unlock_release(struct dhandle *dh)
     dh_release(dh);
 }
 
+int
+dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
+                  bool open, struct dhandle **dhp)
+{
+    char name[LAYERED_NAME_MAX + 16];
+    struct dhandle *dh;
+    int ret;
+
+    *dhp = NULL;
+    dh_name(name, sizeof(name), table, ingest);
+    if (open) {
+        if ((ret = dh_get_schema_held(conn, name, &dh)) != 0)
+            return ret;
+    } else if ((dh = dh_lookup(conn, name)) == NULL)
+        return 0;
+    if (dh_rwlock_try_write_lock(&dh->lock) != 0) {
+        dh_release(dh);
+        return EBUSY;
+    }
+    (void)atomic_fetch_or(&dh->flags, DH_EXCLUSIVE);
+    *dhp = dh;
+    return 0;
+}
+
+void
+dh_unlock_exclusive(struct dhandle *dh)
+{
+    if (dh == NULL)
+        return;
+    (void)atomic_fetch_and(&dh->flags, ~DH_EXCLUSIVE);
+    dh_rwlock_write_unlock(&dh->lock);
+    dh_release(dh);
+}
+
 /*
  * dh_remove --
  *     Take a handle out of the table.  Schema lock and the handle's

@@ -185,6 +185,13 @@ void dh_unlock_release(struct dhandle *dh);
  * (and DROPPED if dropped), remove it from the table, drop the table's
  * pin. */
 void dh_remove(struct dhandle *dh, bool dropped);
+/* Drop and offload: take a constituent's handle exclusive with a try-lock
+ * (EBUSY if anyone holds it), pinned; with `open` the handle is opened if
+ * it is not, else a constituent that is not open yields NULL (nobody can
+ * open it while the caller holds the schema lock).  Schema lock held. */
+int dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
+                      bool open, struct dhandle **dhp);
+void dh_unlock_exclusive(struct dhandle *dh);
 /* Find an open handle without opening (pinned) or NULL.  Schema lock or
  * RCU lookup only. */
 struct dhandle *dh_find(layered_conn *conn, const char *name);
@@ -399,6 +406,8 @@ conn_panicked(layered_conn *conn)
 
 /* checkpoint.c */
 int checkpoint_locked(layered_conn *conn);
+uint64_t stable_bytes(layered_conn *conn);
+void publish_size(layered_conn *conn, uint64_t stable);
 
 /* Helpers */
 int dir_fsync(int dirfd);

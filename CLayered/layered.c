@@ -179,41 +179,6 @@ err:
 }
 
 /*
- * drop_lock_handle --
- *     Find a constituent's open handle (if any) and take it exclusive.
- *     Never waits: a holder of the shared lock (cursor, drain) is EBUSY.
- */
-static int
-drop_lock_handle(layered_conn *conn, const char *table, bool ingest,
-                 struct dhandle **dhp)
-{
-    char name[LAYERED_NAME_MAX + 16];
-    struct dhandle *dh;
-
-    *dhp = NULL;
-    dh_name(name, sizeof(name), table, ingest);
-    if ((dh = dh_find(conn, name)) == NULL)
-        return 0; /* not open: nobody can open it while we hold schema */
-    if (dh_rwlock_try_write_lock(&dh->lock) != 0) {
-        dh_release(dh);
-        return EBUSY;
-    }
-    (void)atomic_fetch_or(&dh->flags, DH_EXCLUSIVE);
-    *dhp = dh;
-    return 0;
-}
-
-static void
-drop_unlock_handle(struct dhandle *dh)
-{
-    if (dh == NULL)
-        return;
-    (void)atomic_fetch_and(&dh->flags, ~DH_EXCLUSIVE);
-    dh_rwlock_write_unlock(&dh->lock);
-    dh_release(dh);
-}
-
-/*
  * layered_drop --
  *     Every check that can fail (the table, the drain queue under
  *     queue-scan, both exclusive locks, the durable "dropping" record)
@@ -257,8 +222,8 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         ERR(drain_queue_scan(conn, name));
     lock_order_acquire(LOCK_DHANDLE);
     held = true;
-    ERR(drop_lock_handle(conn, name, true, &ingest));
-    ERR(drop_lock_handle(conn, name, false, &stable));
+    ERR(dh_lock_exclusive(conn, name, true, false, &ingest));
+    ERR(dh_lock_exclusive(conn, name, false, false, &stable));
 
     if (!t->dropping) {
         ERR(meta_log(conn, META_DROPPING, name, 0));
@@ -283,8 +248,8 @@ err:
         if (conn->draining)
             (void)atomic_fetch_add(&conn->drain_busy_drops, 1);
     }
-    drop_unlock_handle(ingest);
-    drop_unlock_handle(stable);
+    dh_unlock_exclusive(ingest);
+    dh_unlock_exclusive(stable);
     if (held)
         lock_order_release(LOCK_DHANDLE);
     if (schema)

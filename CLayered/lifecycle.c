@@ -61,43 +61,6 @@ lifecycle_drop_check(struct table *t)
 }
 
 /*
- * lock_constituent --
- *     Take a constituent's handle exclusive (try-lock), opening the ingest
- *     if `open` so its emptiness can be checked.  Schema lock held.
- */
-static int
-lock_constituent(layered_conn *conn, const char *table, bool ingest,
-                 bool open, struct dhandle **dhp)
-{
-    char name[LAYERED_NAME_MAX + 16];
-    struct dhandle *dh;
-    int ret;
-
-    *dhp = NULL;
-    dh_name(name, sizeof(name), table, ingest);
-    if (open) {
-        if ((ret = dh_get_schema_held(conn, name, &dh)) != 0)
-            return ret;
-    } else if ((dh = dh_find(conn, name)) == NULL)
-        return 0;
-    if (dh_rwlock_try_write_lock(&dh->lock) != 0) {
-        dh_release(dh);
-        return EBUSY;
-    }
-    *dhp = dh;
-    return 0;
-}
-
-static void
-unlock_constituent(struct dhandle *dh)
-{
-    if (dh != NULL) {
-        dh_rwlock_write_unlock(&dh->lock);
-        dh_release(dh);
-    }
-}
-
-/*
  * offload_table --
  *     The offload of one table, explicit or automatic.
  */
@@ -139,8 +102,8 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     lock_order_acquire(LOCK_DHANDLE);
     held = true;
-    if ((ret = lock_constituent(conn, name, true, true, &ingest)) != 0 ||
-        (ret = lock_constituent(conn, name, false, false, &stable)) != 0)
+    if ((ret = dh_lock_exclusive(conn, name, true, true, &ingest)) != 0 ||
+        (ret = dh_lock_exclusive(conn, name, false, false, &stable)) != 0)
         goto undo;
     if (!fs_empty(ingest->fs)) {
         /* The maintenance task retries every pass: only an explicit call
@@ -180,8 +143,8 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     goto done;
 
 undo:
-    unlock_constituent(ingest);
-    unlock_constituent(stable);
+    dh_unlock_exclusive(ingest);
+    dh_unlock_exclusive(stable);
     ingest = stable = NULL;
     lock_order_release(LOCK_DHANDLE);
     held = false;
@@ -194,8 +157,8 @@ undo_unlocked:
     return ret;
 
 done:
-    unlock_constituent(ingest);
-    unlock_constituent(stable);
+    dh_unlock_exclusive(ingest);
+    dh_unlock_exclusive(stable);
     if (held)
         lock_order_release(LOCK_DHANDLE);
     (void)pthread_mutex_lock(&t->arbiter);

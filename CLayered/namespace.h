@@ -14,6 +14,8 @@
 #define crc32c __layered_crc32c
 #define crc32c_portable __layered_crc32c_portable
 #define create_file __layered_create_file
+#define stable_bytes __layered_stable_bytes
+#define publish_size __layered_publish_size
 #define cursor_close_internal __layered_cursor_close_internal
 #define dh_close_all __layered_dh_close_all
 #define dh_collect __layered_dh_collect
@@ -22,6 +24,8 @@
 #define dh_get_locked __layered_dh_get_locked
 #define dh_get_schema_held __layered_dh_get_schema_held
 #define dh_name __layered_dh_name
+#define dh_lock_exclusive __layered_dh_lock_exclusive
+#define dh_unlock_exclusive __layered_dh_unlock_exclusive
 #define dh_pin __layered_dh_pin
 #define dh_release __layered_dh_release
 #define dh_remove __layered_dh_remove
