@@ -41,17 +41,28 @@ stable_bytes(layered_conn *conn)
 
 /*
  * publish_size --
- *     database_size = stable bytes + the buffer, never below the buffer.
+ *     Publish the stable bytes of a checkpoint.  One atomic store: the
+ *     pair that layered_stats reports (stable bytes, database_size) is
+ *     derived from this one number by database_size_of, so a reader can
+ *     never see the two from different checkpoints.
  */
 void
 publish_size(layered_conn *conn, uint64_t stable)
 {
+    atomic_store(&conn->stable_ckpt_bytes, stable);
+}
+
+/*
+ * database_size_of --
+ *     database_size = stable bytes + the buffer, never below the buffer
+ *     (an overflowing sum saturates).
+ */
+uint64_t
+database_size_of(uint64_t stable)
+{
     uint64_t size = stable + LAYERED_CHECKPOINT_SIZE_BUFFER;
 
-    if (size < LAYERED_CHECKPOINT_SIZE_BUFFER) /* overflow */
-        size = LAYERED_CHECKPOINT_SIZE_BUFFER;
-    atomic_store(&conn->stable_ckpt_bytes, stable);
-    atomic_store(&conn->database_size, size);
+    return size < stable ? UINT64_MAX : size;
 }
 
 /*

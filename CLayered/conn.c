@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,24 +50,89 @@ env_message(void *arg, const char *msg)
 }
 
 /*
- * open_dir --
- *     Open (creating if allowed) a directory and return its descriptor.
+ * parent_fsync --
+ *     fsync the directory that holds path: a directory this library
+ *     created is reachable after a power cut only once its parent's entry
+ *     for it is durable.
  */
 static int
-open_dir(const char *path, bool create, int *fdp)
+parent_fsync(layered_conn *conn, const char *path)
+{
+    char *copy, *slash;
+    const char *parent;
+    int fd, ret = 0;
+
+    if ((copy = strdup(path)) == NULL)
+        return ENOMEM;
+    /* "a/b/" names b: ignore trailing slashes. */
+    for (slash = copy + strlen(copy) - 1; slash > copy && *slash == '/';
+         slash--)
+        *slash = '\0';
+    if ((slash = strrchr(copy, '/')) == NULL)
+        parent = ".";
+    else if (slash == copy)
+        parent = "/";
+    else {
+        *slash = '\0';
+        parent = copy;
+    }
+    if ((ret = fp_hit(&conn->fps, "open.parent_sync")) == 0) {
+        if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+            ret = errno;
+        else {
+            ret = dir_fsync(fd);
+            (void)close(fd);
+        }
+    }
+    free(copy);
+    return ret;
+}
+
+/*
+ * open_dir --
+ *     Open (creating if allowed) a directory and return its descriptor.
+ *     A directory created here is made durable in its parent.
+ */
+static int
+open_dir(layered_conn *conn, const char *path, bool create, int *fdp)
 {
     struct stat st;
+    int ret;
 
     if (stat(path, &st) != 0) {
         if (errno != ENOENT || !create)
             return errno;
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return errno;
+        if (mkdir(path, 0755) != 0) {
+            if (errno != EEXIST)
+                return errno;
+        } else if ((ret = parent_fsync(conn, path)) != 0) {
+            layered_msg(conn, "%s: syncing the directory that holds it: %s",
+                        path, layered_strerror(ret));
+            return ret;
+        }
     } else if (!S_ISDIR(st.st_mode))
         return ENOTDIR;
     if ((*fdp = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return errno;
     return 0;
+}
+
+/*
+ * syncfs_reports_errors --
+ *     syncfs(2) returns writeback errors only from Linux 5.8 on; before,
+ *     it always succeeds, and the drain must sync each file instead.
+ */
+static bool
+syncfs_reports_errors(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+
+    if (getenv("LAYERED_NO_SYNCFS") != NULL) /* tests: the per-file path */
+        return false;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return false;
+    return major > 5 || (major == 5 && minor >= 8);
 }
 
 static void
@@ -191,7 +257,7 @@ layered_open(const char *home, const layered_config *cfg,
 
     if ((conn->home = strdup(home)) == NULL)
         ERR(ENOMEM);
-    ERR(open_dir(home, cfg->create != 0, &conn->home_fd));
+    ERR(open_dir(conn, home, cfg->create != 0, &conn->home_fd));
     if ((conn->lock_fd = openat(conn->home_fd, "LOCK",
                                 O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
         ERR(errno);
@@ -204,7 +270,8 @@ layered_open(const char *home, const layered_config *cfg,
         conn->shared_dir = NULL;
     if (conn->shared_dir == NULL)
         ERR(ENOMEM);
-    ERR(open_dir(conn->shared_dir, cfg->create != 0, &conn->shared_fd));
+    ERR(open_dir(conn, conn->shared_dir, cfg->create != 0, &conn->shared_fd));
+    conn->syncfs_reports_errors = syncfs_reports_errors();
     ERR(dh_table_create(conn));
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
@@ -253,8 +320,8 @@ layered_stats(layered_conn *conn, layered_conn_stats *st)
     if (conn == NULL || st == NULL)
         return EINVAL;
     memset(st, 0, sizeof(*st));
-    st->database_size = atomic_load(&conn->database_size);
     st->stable_checkpoint_bytes = atomic_load(&conn->stable_ckpt_bytes);
+    st->database_size = database_size_of(st->stable_checkpoint_bytes);
     st->role = atomic_load(&conn->role);
     st->panicked = conn_panicked(conn);
     st->lsn = atomic_load(&conn->lsn);

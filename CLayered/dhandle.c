@@ -132,6 +132,13 @@ dh_pin(struct dhandle *dh)
  * dh_release --
  *     Drop a pin; the last one closes the file and frees the memory after
  *     a grace period (concurrent lookups may still be reading it).
+ *
+ *     Whoever removes a handle that others rely on being durable syncs it
+ *     first (the sweep and the offload do, under the exclusive lock), so
+ *     this close normally has nothing to write.  If it fails anyway the
+ *     file's last writes may be lost and nobody is left to be told: that
+ *     is a panic, never a message (a drain must not take "closed" for
+ *     "synced").  A dropped file's close error does not matter.
  */
 void
 dh_release(struct dhandle *dh)
@@ -142,8 +149,8 @@ dh_release(struct dhandle *dh)
         return;
     if (dh->fs != NULL && (ret = fs_close(dh->fs)) != 0 &&
         !(atomic_load(&dh->flags) & DH_DROPPED))
-        layered_msg(dh->conn, "closing %s: %s", dh->name,
-                    layered_strerror(ret));
+        (void)layered_panic(dh->conn, ret, "closing %s: %s", dh->name,
+                            layered_strerror(ret));
     dh->fs = NULL;
     call_rcu(&dh->rcu, dh_free_rcu);
 }
@@ -462,6 +469,14 @@ dh_sweep_locked(layered_conn *conn)
         if (atomic_load(&dh->pins) != 1 ||
             dh_rwlock_try_write_lock(&dh->lock) != 0)
             continue;
+        /* Sync before closing, holding the lock exclusive: a handle the
+         * sweep closed is durable (the drain relies on it), and one whose
+         * sync fails stays open, its error sticky for the next checkpoint
+         * or drain sync to report. */
+        if (fs_sync(dh->fs) != 0) {
+            dh_rwlock_write_unlock(&dh->lock);
+            continue;
+        }
         /* Holding the lock exclusive, a user that pinned meanwhile will
          * see DEAD after its read lock and look the name up again. */
         dh_pin(dh);

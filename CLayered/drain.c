@@ -7,8 +7,11 @@
  *      role lock exclusive (writes wait; reads continue), and sets the
  *      leader flag before draining.
  *   2. Under the schema lock and the drain lock it queues one item per
- *      table whose ingest holds data, pinning the ingest handle (the pin
- *      keeps the memory valid; it does not stop a drop).
+ *      table whose ingest holds entries (rows or tombstones): an open
+ *      handle's index says so; a closed ingest holds entries only if it is
+ *      larger than its header, because closing a handle with no entries
+ *      cuts its file back to the header (fs_close).  An item names the
+ *      table and its incarnation; it holds no handle.
  *   3. drain_threads - 1 workers plus the calling thread take batches of
  *      items: under the drain lock items move from the queue to the
  *      in-flight list; then, with no drain-wide lock held, for each item
@@ -30,19 +33,34 @@
  *                 A drop that arrives while the worker holds the
  *                 constituents open gets EBUSY (try-lock), so the copy is
  *                 never cut short: a caller retries after step-up.
- *   READ_LOCK     the worker takes the ingest handle's shared lock (via
- *                 its pinned item, before any open) and holds it across
- *                 copy and clear; right after acquiring it it checks DEAD:
- *                 a drop that won is seen and the table skipped, a drop
- *                 that comes later gets EBUSY.  The worker's own opens
- *                 re-take the shared lock, safe because exclusive
- *                 acquisition never queues (rwlock.c).
- *   QUEUE_SCAN    drop takes the drain lock (layered.c): a queued item is
- *                 removed (the drop supersedes the drain), an in-flight
- *                 one makes the drop return EBUSY.  Items move to the
- *                 in-flight list under the same lock, so there is no
- *                 moment when an item is neither queued nor in flight.
+ *   READ_LOCK     the worker pins the ingest handle, takes its shared
+ *                 lock (failpoint drain.before_read_lock in between) and
+ *                 holds it across copy and clear; right after acquiring it
+ *                 it checks DEAD: a drop that won is seen and the table
+ *                 skipped, a drop that comes later gets EBUSY.  The
+ *                 worker's own opens re-take the shared lock, safe because
+ *                 exclusive acquisition never queues (rwlock.c).
+ *   QUEUE_SCAN    drop claims the table's queue entry (drain_queue_claim:
+ *                 it takes the drain lock and keeps it): an in-flight item
+ *                 makes the drop return EBUSY at once; a queued one stays
+ *                 queued while the drop takes its exclusive locks and
+ *                 writes its durable "dropping" record, and is removed
+ *                 only then (drain_queue_release), when the drop can no
+ *                 longer fail.  A drop that returns EBUSY or a metadata
+ *                 error has therefore left the item in the queue, and the
+ *                 drain copies the table as if no drop had been tried.
+ *                 Items move to the in-flight list under the same lock, so
+ *                 there is no moment when an item is neither queued nor in
+ *                 flight, and no worker can take the item while a drop
+ *                 holds its claim.
  *   UNPROTECTED   ENOENT is an error: step-up fails and panics.
+ * OFFLOAD is not a drop: it is a legitimate lifecycle step that must never
+ * fail a step-up, whatever the policy.  An offload only ever takes a table
+ * whose ingest holds no entries, and it claims the table's queue entry as a
+ * queue-scan drop does, under every policy (lifecycle.c): EBUSY while a
+ * worker has the item in flight, otherwise the item is removed once the
+ * offload's "stopping" record is durable (an empty ingest has nothing to
+ * drain).  No worker can then open a table an offload took.
  * A handle that was dropped and its name re-created meanwhile is a
  * different handle: comparing it with the pinned one catches that, so a
  * drain never clears a table it did not copy.
@@ -123,6 +141,54 @@ drain_open(layered_conn *conn, struct drain_item *item, bool ingest,
 }
 
 /*
+ * drain_read_lock --
+ *     READ_LOCK: pin the ingest handle, then take its shared lock and
+ *     check DEAD.  A drop between the pin and the lock (the failpoint
+ *     drain.before_read_lock holds the worker there) wins: its exclusive
+ *     try-lock succeeds on a pinned but unlocked handle, marks it DEAD and
+ *     removes the files; the worker then finds DEAD and skips the table.
+ *     A drop after the lock gets EBUSY until the clear is done.
+ */
+static int
+drain_read_lock(layered_conn *conn, struct drain_item *item)
+{
+    char name[LAYERED_NAME_MAX + 16];
+    struct dhandle *dh;
+    int ret;
+
+    dh_name(name, sizeof(name), item->table, true);
+    if ((ret = dh_get(conn, name, &dh)) == EMFILE || ret == ENFILE) {
+        dh_sweep(conn);
+        ret = dh_get(conn, name, &dh);
+    }
+    if (ret == ENOENT)
+        return LAYERED_NOTFOUND; /* the drop won before the pin */
+    if (ret != 0)
+        return ret;
+    if ((ret = fp_hit(&conn->fps, "drain.before_read_lock")) != 0) {
+        dh_release(dh);
+        return ret;
+    }
+    dh_rwlock_read_lock(&dh->lock);
+    if ((atomic_load(&dh->flags) & DH_DEAD) != 0 ||
+        dh->table_id != item->table_id) {
+        /* Dead: dropped (or closed by a sweep, which the lookup in
+         * drain_open tells apart by finding the table again). */
+        bool dropped = (atomic_load(&dh->flags) & DH_DROPPED) != 0 ||
+                       dh->table_id != item->table_id;
+        dh_unlock_release(dh);
+        if (dropped)
+            return LAYERED_NOTFOUND;
+        if ((ret = drain_open(conn, item, true, &dh)) == ENOENT)
+            return LAYERED_NOTFOUND;
+        if (ret != 0)
+            return ret;
+    }
+    item->locked = dh;
+    return 0;
+}
+
+/*
  * drain_policy_result --
  *     What an error means under the policy: skip-missing turns ENOENT into
  *     "already gone".
@@ -149,14 +215,8 @@ drain_copy(layered_conn *conn, struct drain_item *item)
 
     memset(&cs, 0, sizeof(cs));
     ERR(fp_hit(&conn->fps, "drain.before_lock"));
-    if (conn->drain_policy == LAYERED_DRAIN_READ_LOCK) {
-        /* The read lock first, then the DEAD check: a drop that won is
-         * seen here (handle dead or gone: skip), a later one gets EBUSY
-         * until the clear is done. */
-        if ((ret = drain_open(conn, item, true, &item->locked)) == ENOENT)
-            ret = LAYERED_NOTFOUND;
-        ERR(ret);
-    }
+    if (conn->drain_policy == LAYERED_DRAIN_READ_LOCK)
+        ERR(drain_read_lock(conn, item));
     ERR(drain_open(conn, item, true, &src));
     ERR(drain_open(conn, item, false, &dst));
     ERR(fs_copy(src->fs, dst->fs, FS_NOSYNC, copy_hook, conn, &cs));
@@ -237,10 +297,28 @@ drain_sync(layered_conn *conn, struct drain_item **batch, int n, bool stable)
         return 0;
     if (count == 1) {
         dh_name(name, sizeof(name), batch[last]->table, !stable);
+        /* Not found: the table was dropped or offloaded since (nothing of
+         * it to keep), or a sweep closed the handle, which it does only
+         * after a successful sync (dh_sweep_locked). */
         if ((dh = dh_find(conn, name)) == NULL)
-            return 0; /* closed since, and synced by its close */
+            return 0;
         ret = dh->table_id == batch[last]->table_id ? fs_sync(dh->fs) : 0;
         dh_release(dh);
+        return ret;
+    }
+    if (!conn->syncfs_reports_errors) {
+        /* Before Linux 5.8 syncfs(2) does not report writeback errors:
+         * sync each file instead. */
+        for (i = 0; i < n && ret == 0; i++) {
+            if (batch[i]->result != 0)
+                continue;
+            dh_name(name, sizeof(name), batch[i]->table, !stable);
+            if ((dh = dh_find(conn, name)) == NULL)
+                continue; /* as above */
+            if (dh->table_id == batch[i]->table_id)
+                ret = fs_sync(dh->fs);
+            dh_release(dh);
+        }
         return ret;
     }
     if ((ret = fp_hit(&conn->fps, "fs.sync")) == 0 &&
@@ -299,7 +377,7 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
         struct table *t;
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
         if ((t = table_find(conn, item->table)) != NULL &&
-            t->drained_lsn < item->max_lsn)
+            t->id == item->table_id && t->drained_lsn < item->max_lsn)
             t->drained_lsn = item->max_lsn;
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     }
@@ -424,9 +502,12 @@ drain_queue_build(layered_conn *conn, struct drain_ctx *ctx)
                             t->state != LAYERED_TABLE_ARCHIVED))
             continue;
         /* An open handle knows; otherwise a file holding no more than its
-         * header is empty, and anything larger may hold rows (opening
-         * every ingest here would cost a descriptor and an index load per
-         * table: the worker opens it when its turn comes). */
+         * header is empty, and a larger one holds entries: closing a handle
+         * whose index is empty cuts its file back to the header (fs_close).
+         * Only a crash between a clear and the close leaves a larger file
+         * with no entries; the worker then finds it empty (opening every
+         * ingest here would cost a descriptor and an index load per table:
+         * the worker opens it when its turn comes). */
         dh_name(name, sizeof(name), t->name, true);
         if ((dh = dh_find(conn, name)) != NULL) {
             fs_info info;
@@ -476,38 +557,118 @@ drain_queue_empty(layered_conn *conn)
 }
 
 /*
- * drain_queue_scan --
- *     Queue-scan policy, called by drop holding the schema lock: a queued
- *     item for the table is removed (the drop supersedes the drain); an
- *     in-flight one means EBUSY.
+ * drain_queue_claim --
+ *     For a drop under queue-scan and for every offload, called with the
+ *     schema lock held: take the drain lock and look for the table's item.
+ *     In flight: the drain lock is released and EBUSY returned.  Otherwise
+ *     0 with the drain lock HELD and *itemp the queued item or NULL; the
+ *     caller ends the claim with drain_queue_release once it has either
+ *     failed (the item stays queued) or passed its point of no return (the
+ *     item is removed).  While the claim is held no worker can take the
+ *     item (drain_take needs the drain lock), so a claim that ends in
+ *     failure leaves the drain exactly as it was.  The caller takes its
+ *     exclusive handle locks and writes its durable record while holding
+ *     the claim: lock order schema -> drain -> dhandle (internal.h); the
+ *     workers wait for the drain lock meanwhile, for at most one metadata
+ *     append.
  */
 int
-drain_queue_scan(layered_conn *conn, const char *table)
+drain_queue_claim(layered_conn *conn, const char *table, uint64_t table_id,
+                  struct drain_item **itemp)
 {
     struct drain_item *item;
-    int ret = 0;
 
+    *itemp = NULL;
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
     TAILQ_FOREACH(item, &conn->drain_inflight, link)
-        if (strcmp(item->table, table) == 0) {
-            ret = EBUSY;
+        if (item->table_id == table_id && strcmp(item->table, table) == 0) {
+            conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+            return EBUSY;
+        }
+    TAILQ_FOREACH(item, &conn->drain_queue, link)
+        if (item->table_id == table_id && strcmp(item->table, table) == 0) {
+            *itemp = item;
             break;
         }
-    if (ret == 0)
-        TAILQ_FOREACH(item, &conn->drain_queue, link)
-            if (strcmp(item->table, table) == 0) {
-                TAILQ_REMOVE(&conn->drain_queue, item, link);
-                free(item);
-                (void)atomic_fetch_add(&conn->st_tables_skipped, 1);
-                if (conn->drain_ctx != NULL) {
-                    (void)pthread_mutex_lock(&conn->drain_ctx->lock);
-                    conn->drain_ctx->stats.tables_skipped++;
-                    (void)pthread_mutex_unlock(&conn->drain_ctx->lock);
-                }
-                break;
-            }
+    return 0;
+}
+
+/*
+ * drain_queue_release --
+ *     End a claim: with `remove` the claimed item (if any) leaves the queue
+ *     and counts as skipped (the drop or offload supersedes the drain).
+ *     Releases the drain lock.
+ */
+void
+drain_queue_release(layered_conn *conn, struct drain_item *item, bool remove)
+{
+    if (remove && item != NULL) {
+        TAILQ_REMOVE(&conn->drain_queue, item, link);
+        free(item);
+        (void)atomic_fetch_add(&conn->st_tables_skipped, 1);
+        if (conn->drain_ctx != NULL) {
+            (void)pthread_mutex_lock(&conn->drain_ctx->lock);
+            conn->drain_ctx->stats.tables_skipped++;
+            (void)pthread_mutex_unlock(&conn->drain_ctx->lock);
+        }
+    }
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
+}
+
+/*
+ * drain_check_empty --
+ *     The step-up's own check, in builds with the checker (not NDEBUG):
+ *     after a successful drain every table that still exists has an empty
+ *     ingest.  An ingest that still holds entries would hide the leader's
+ *     writes to those keys (reads merge ingest over stable).  Role lock
+ *     held exclusive, so no write can add entries meanwhile.
+ */
+static int
+drain_check_empty(layered_conn *conn, char *table, size_t len)
+{
+#ifdef NDEBUG
+    (void)conn;
+    (void)table;
+    (void)len;
+    return 0;
+#else
+    struct dhandle *dh;
+    struct table *t;
+    struct stat st;
+    char name[LAYERED_NAME_MAX + 16], path[LAYERED_NAME_MAX + 16];
+    bool empty;
+    int ret = 0;
+
+    conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    RB_FOREACH(t, __layered_table_tree, &conn->tables)
+    {
+        if (t->dropping || (t->state != LAYERED_TABLE_ACTIVE &&
+                            t->state != LAYERED_TABLE_ARCHIVED))
+            continue;
+        dh_name(name, sizeof(name), t->name, true);
+        if ((dh = dh_find(conn, name)) != NULL) {
+            empty = fs_empty(dh->fs);
+            dh_release(dh);
+        } else {
+            (void)snprintf(path, sizeof(path), "%s.ingest", t->name);
+            empty = fstatat(conn->home_fd, path, &st, 0) != 0 ||
+                    (uint64_t)st.st_size <= FS_HEADER_BYTES;
+            if (!empty && dh_get_schema_held(conn, name, &dh) == 0) {
+                empty = fs_empty(dh->fs);
+                dh_release(dh);
+            }
+        }
+        if (!empty) {
+            layered_msg(conn, "step-up: layered:%s still holds ingest "
+                        "entries after its drain", t->name);
+            ret = ENOTEMPTY;
+            (void)snprintf(table, len, "%s", t->name);
+            break;
+        }
+    }
+    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     return ret;
+#endif
 }
 
 int
@@ -543,7 +704,7 @@ layered_step_up(layered_conn *conn, layered_drain_stats *stats)
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
     ret = drain_queue_build(conn, &ctx);
     conn->drain_ctx = &ctx;
-    conn->draining = true;
+    atomic_store(&conn->draining, true);
     atomic_store(&conn->drain_busy_drops, 0);
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
@@ -573,10 +734,14 @@ workers_done:
     drain_queue_empty(conn);
     conn_lock(&conn->drain_lock, LOCK_DRAIN);
     conn->drain_ctx = NULL;
-    conn->draining = false;
+    atomic_store(&conn->draining, false);
     conn_unlock(&conn->drain_lock, LOCK_DRAIN);
     ctx.stats.busy_drops = atomic_load(&conn->drain_busy_drops);
 
+    if (ctx.error == 0 &&
+        (ret = drain_check_empty(conn, ctx.error_table,
+                                 sizeof(ctx.error_table))) != 0)
+        ctx.error = ret;
     if (ctx.error == 0) {
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
         ret = meta_snapshot(conn);

@@ -1166,8 +1166,26 @@ fs_close(fs_file *f)
     if (f == NULL)
         return (EINVAL);
     ret = fs_flush(f);
+    /* A file with no entries left (an ingest the drain cleared) is cut back
+     * to its header, so that its size alone tells the next step-up it holds
+     * no rows: a closed ingest is queued for a drain only if it is larger
+     * than its header.  The truncate is made durable by the sync below; a
+     * crash before that leaves the clear marker, which loads as empty. */
+    if (ret == 0 && f->entries == 0 && f->sync_error == 0 &&
+        f->disk_end > FILE_HDR_SIZE) {
+        /* Both the old and the cut contents are an empty file: if the file
+         * was synced before, a failed cut or sync loses nothing. */
+        bool clean = f->synced_wgen == f->wgen;
+
+        f->wgen++;
+        if (ftruncate(f->fd, FILE_HDR_SIZE) != 0 ||
+            fs_datasync(f) != 0)
+            ret = clean ? 0 : (f->sync_error != 0 ? f->sync_error : errno);
+        goto close;
+    }
     if (ret == 0)
         ret = fs_datasync(f);
+close:
     if (close(f->fd) != 0 && ret == 0)
         ret = errno;
     fs_free(f);

@@ -69,8 +69,9 @@ int fs_open(const char *path, unsigned flags, const fs_env *env,
             fs_file **fp);
 
 /* fs_close --
- *     Flush buffered records, fsync, close, free the index.  Frees f even
- *     on error. */
+ *     Flush buffered records, cut a file with no entries back to its
+ *     header, fdatasync, close, free the index.  Frees f even on error; an
+ *     error means the file's last writes may not be durable. */
 int fs_close(fs_file *f);
 
 /* fs_put --

@@ -280,9 +280,15 @@ struct drain_item {
     char table[LAYERED_NAME_MAX + 1];
 };
 TAILQ_HEAD(drain_queue, drain_item);
-/* Queue-scan policy: called by drop with the schema lock held.  Removes a
- * queued item for the table, or returns EBUSY if it is in flight. */
-int drain_queue_scan(layered_conn *conn, const char *table);
+/* Drop (queue-scan) and offload (every policy): claim the table's drain
+ * item.  Schema lock held; returns EBUSY (drain lock not held) if the item
+ * is in flight, else 0 with the drain lock held and *itemp the queued item
+ * or NULL.  End the claim with drain_queue_release: remove the item once
+ * past the point of no return, keep it on failure. */
+int drain_queue_claim(layered_conn *conn, const char *table,
+                      uint64_t table_id, struct drain_item **itemp);
+void drain_queue_release(layered_conn *conn, struct drain_item *item,
+                         bool remove);
 
 /* ---- sessions and cursors ---- */
 struct layered_cursor {
@@ -356,8 +362,11 @@ struct layered_conn {
     struct drain_queue drain_queue;    /* queued, not yet taken */
     struct drain_queue drain_inflight; /* taken by a worker */
     struct drain_ctx *drain_ctx;       /* the running step-up, or NULL */
-    bool draining;
+    _Atomic bool draining; /* a step-up runs: read without any lock */
     _Atomic uint64_t drain_busy_drops;
+    /* syncfs(2) reports writeback errors (Linux >= 5.8); else the drain
+     * syncs each file of a batch. */
+    bool syncfs_reports_errors;
 
     pthread_mutex_t sessions_lock; /* leaf */
     TAILQ_HEAD(, layered_session) sessions;
@@ -365,7 +374,8 @@ struct layered_conn {
     struct fp_table fps;
 
     /* statistics */
-    _Atomic uint64_t database_size;
+    /* The last checkpoint's stable bytes; database_size is derived from it
+     * (database_size_of), so the two are always one consistent pair. */
     _Atomic uint64_t stable_ckpt_bytes;
     _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
         st_compactions, st_step_ups, st_step_downs, st_tables_drained,
@@ -408,6 +418,7 @@ conn_panicked(layered_conn *conn)
 int checkpoint_locked(layered_conn *conn);
 uint64_t stable_bytes(layered_conn *conn);
 void publish_size(layered_conn *conn, uint64_t stable);
+uint64_t database_size_of(uint64_t stable);
 
 /* Helpers */
 int dir_fsync(int dirfd);

@@ -183,17 +183,22 @@ err:
  *     Every check that can fail (the table, the drain queue under
  *     queue-scan, both exclusive locks, the durable "dropping" record)
  *     happens before anything irreversible, so EBUSY or a failed metadata
- *     write leaves the table exactly as it was.  After the "dropping"
- *     record a crash is finished by the next open.
+ *     write leaves the table exactly as it was -- including its drain
+ *     item: under queue-scan the drop claims the item (holding the drain
+ *     lock, so no worker can take it) and removes it only once the
+ *     "dropping" record is durable (drain.c, drain_queue_claim).  After
+ *     that record a failure is finished by the next drop or open: the drop
+ *     is decided, never undone.
  */
 int
 layered_drop(layered_session *session, const char *uri, unsigned flags)
 {
     layered_conn *conn;
     struct dhandle *ingest = NULL, *stable = NULL;
+    struct drain_item *item = NULL;
     struct table *t;
     const char *name;
-    bool ckpt = false, schema = false, held = false;
+    bool ckpt = false, schema = false, claimed = false, held = false;
     int ret;
 
     if (session == NULL)
@@ -218,8 +223,10 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         goto err;
     }
     ERR(lifecycle_drop_check(t));
-    if (conn->drain_policy == LAYERED_DRAIN_QUEUE_SCAN)
-        ERR(drain_queue_scan(conn, name));
+    if (conn->drain_policy == LAYERED_DRAIN_QUEUE_SCAN) {
+        ERR(drain_queue_claim(conn, name, t->id, &item));
+        claimed = true;
+    }
     lock_order_acquire(LOCK_DHANDLE);
     held = true;
     ERR(dh_lock_exclusive(conn, name, true, false, &ingest));
@@ -229,7 +236,12 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         ERR(meta_log(conn, META_DROPPING, name, 0));
         t->dropping = true;
     }
-    /* Irreversible from here: the drop is durably decided. */
+    /* Irreversible from here: the drop is durably decided, so the drain
+     * item it supersedes can go. */
+    if (claimed) {
+        drain_queue_release(conn, item, true);
+        claimed = false;
+    }
     if (ingest != NULL)
         dh_remove(ingest, true);
     if (stable != NULL)
@@ -245,13 +257,15 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
 err:
     if (ret == EBUSY) {
         (void)atomic_fetch_add(&conn->st_drop_busy, 1);
-        if (conn->draining)
+        if (atomic_load(&conn->draining))
             (void)atomic_fetch_add(&conn->drain_busy_drops, 1);
     }
     dh_unlock_exclusive(ingest);
     dh_unlock_exclusive(stable);
     if (held)
         lock_order_release(LOCK_DHANDLE);
+    if (claimed)
+        drain_queue_release(conn, item, false);
     if (schema)
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     if (ckpt)

@@ -68,9 +68,10 @@ static int
 offload_table(layered_conn *conn, const char *name, bool explicit_call)
 {
     struct dhandle *ingest = NULL, *stable = NULL;
+    struct drain_item *item = NULL;
     struct table *t;
     char path[LAYERED_NAME_MAX + 16];
-    bool already = false, held = false;
+    bool already = false, claimed = false, held = false;
     int ret, tret;
 
     ERR(fp_hit(&conn->fps, "offload.before_arbiter"));
@@ -99,7 +100,16 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     if ((ret = fp_hit(&conn->fps, "offload.after_arbiter")) != 0)
         goto undo_unlocked;
 
+    /* Everything that can fail comes before the stopping record: the
+     * drain claim (a running step-up must never find the table gone: the
+     * offload waits for an in-flight drain item with EBUSY and supersedes
+     * a queued one, whatever the policy -- drain.c), both exclusive locks,
+     * the emptiness check and the stable's sync (its handle closes below,
+     * and a close must have nothing left to make durable). */
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
+    if ((ret = drain_queue_claim(conn, name, t->id, &item)) != 0)
+        goto undo;
+    claimed = true;
     lock_order_acquire(LOCK_DHANDLE);
     held = true;
     if ((ret = dh_lock_exclusive(conn, name, true, true, &ingest)) != 0 ||
@@ -114,10 +124,15 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
         ret = EBUSY;
         goto undo;
     }
+    if (stable != NULL && (ret = fs_sync(stable->fs)) != 0)
+        goto undo;
     if ((ret = meta_log(conn, META_STATE, name, LAYERED_TABLE_STOPPING)) != 0)
         goto undo;
 
-    /* Irreversible from here: every path ends offloaded. */
+    /* Irreversible from here: every path ends offloaded.  The drain item
+     * of the table, if one is queued, has nothing to drain. */
+    drain_queue_release(conn, item, true);
+    claimed = false;
     t->state = LAYERED_TABLE_STOPPING;
     (void)fp_hit(&conn->fps, "offload.after_stopping");
     dh_remove(ingest, false);
@@ -146,8 +161,12 @@ undo:
     dh_unlock_exclusive(ingest);
     dh_unlock_exclusive(stable);
     ingest = stable = NULL;
-    lock_order_release(LOCK_DHANDLE);
+    if (held)
+        lock_order_release(LOCK_DHANDLE);
     held = false;
+    if (claimed)
+        drain_queue_release(conn, item, false);
+    claimed = false;
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
 undo_unlocked:
     /* Not stopping yet: give the table back as it was. */

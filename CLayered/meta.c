@@ -19,6 +19,25 @@
  * A torn last journal line (crash mid-append) is cut; a damaged line
  * elsewhere, or a snapshot whose CRC does not match, is LAYERED_CORRUPT.
  * Every function here runs under the schema lock.
+ *
+ * FAILURES: a schema change is acknowledged only once its record is
+ * durable, and the next open must see exactly what was acknowledged.  So:
+ *   - a failed append is cut back (and the cut synced) before the error is
+ *     returned: the record is durably absent, nothing changed;
+ *   - a failed snapshot before its rename changed nothing (the temporary
+ *     is removed, the journal of the current generation stays in use);
+ *   - from the rename on, the snapshot of generation g+1 may be on disk,
+ *     and records appended to the journal of generation g would be
+ *     ignored by the next open: a failure there (the directory fsync, the
+ *     journal reset) panics the connection, so no later change can be
+ *     acknowledged into a journal the next open discards.  The state on
+ *     disk is consistent either way: the old snapshot and its journal, or
+ *     the new snapshot, which holds everything.
+ *   - when the cut back of a failed append fails too, the journal may end
+ *     in a partial or an unsynced record: panic.
+ * A snapshot folds the journal when it grows (meta_log, before appending:
+ * the tree then holds every acknowledged change, since each caller applies
+ * its change to the tree right after its record, under the schema lock).
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,7 +56,6 @@
 static const char *const op_names[] = {"create", "dropping", "drop", "state",
                                        "journal"};
 #define META_JOURNAL 4
-
 
 
 int
@@ -302,6 +320,9 @@ open:
         ERR(write_all(fd, rec, n));
         if (fdatasync(fd) != 0)
             ERR(errno);
+        /* The journal may be new: its directory entry must be durable
+         * before any record in it is acknowledged. */
+        ERR(dir_fsync(conn->home_fd));
         conn->meta_entries = 0;
     } else if (good < len) {
         layered_msg(conn, "%s/%s: cut a torn record at offset %zu",
@@ -384,7 +405,8 @@ err:
 /*
  * meta_log --
  *     Append one record to the journal and sync it.  On failure the
- *     journal is cut back so no partial record stays.
+ *     journal is cut back (durably) so the record is not there; if that
+ *     is impossible the connection panics.
  */
 int
 meta_log(layered_conn *conn, enum meta_op op, const char *name, uint64_t arg)
@@ -394,19 +416,39 @@ meta_log(layered_conn *conn, enum meta_op op, const char *name, uint64_t arg)
     size_t n;
     int ret;
 
+    if (conn_panicked(conn))
+        return LAYERED_PANIC;
+    /* Fold a long journal first, while the tree holds exactly what the
+     * journal does.  A fold that fails before its rename changed nothing
+     * (report it, keep appending here); one that fails after panicked. */
+    if (conn->meta_entries > 1024 && conn->meta_entries > conn->ntables &&
+        (ret = meta_snapshot(conn)) != 0) {
+        if (conn_panicked(conn))
+            return LAYERED_PANIC;
+        layered_msg(conn, "metadata snapshot: %s", layered_strerror(ret));
+    }
     n = format_record(rec, sizeof(rec), (int)op, name, arg);
     if ((end = lseek(conn->meta_fd, 0, SEEK_END)) < 0)
         return errno;
-    if ((ret = fp_hit(&conn->fps, "meta.write")) != 0 ||
-        (ret = write_all(conn->meta_fd, rec, n)) != 0 ||
-        (fdatasync(conn->meta_fd) != 0 && (ret = errno) != 0)) {
-        (void)ftruncate(conn->meta_fd, end);
+    if ((ret = fp_hit(&conn->fps, "meta.write")) != 0)
+        return ret;
+    if ((ret = write_all(conn->meta_fd, rec, n)) == 0 &&
+        (ret = fp_hit(&conn->fps, "meta.sync")) == 0 &&
+        fdatasync(conn->meta_fd) != 0)
+        ret = errno;
+    if (ret != 0) {
+        /* The record may be partly written, or written but not known to be
+         * durable (a failed fdatasync): cut it off and make the cut
+         * durable, or the next open could see a change reported failed. */
+        if (ftruncate(conn->meta_fd, end) != 0 || fdatasync(conn->meta_fd) != 0)
+            return layered_panic(conn, errno,
+                                 "metadata journal %s/%s: a failed append "
+                                 "(%s) could not be cut back",
+                                 conn->home, META_LOG,
+                                 layered_strerror(ret));
         return ret;
     }
-    if (++conn->meta_entries > 1024 && conn->meta_entries > conn->ntables &&
-        (ret = meta_snapshot(conn)) != 0)
-        /* The record is durable in the journal: report, do not fail. */
-        layered_msg(conn, "metadata snapshot: %s", layered_strerror(ret));
+    conn->meta_entries++;
     return 0;
 }
 
@@ -437,6 +479,8 @@ meta_snapshot(layered_conn *conn)
         len += (l);                                                         \
     } while (0)
 
+    if (conn_panicked(conn))
+        return LAYERED_PANIC;
     if ((buf = malloc(cap)) == NULL)
         return ENOMEM;
     n = (size_t)snprintf(line, sizeof(line),
@@ -469,20 +513,36 @@ meta_snapshot(layered_conn *conn)
     fd = -1;
     if (renameat(conn->home_fd, META_TMP, conn->home_fd, META_FILE) != 0)
         ERR(errno);
-    ERR(dir_fsync(conn->home_fd));
+    /* From here the new snapshot may be what the next open reads, and it
+     * ignores the current journal: every failure panics (see FAILURES
+     * above), so nothing more is appended to a journal that is void. */
     conn->meta_gen++;
+    if ((ret = fp_hit(&conn->fps, "meta.snapshot_dir_sync")) != 0 ||
+        (ret = dir_fsync(conn->home_fd)) != 0) {
+        ret = layered_panic(conn, ret, "metadata %s/%s: syncing the directory "
+                            "after the snapshot rename: %s", conn->home,
+                            META_FILE, layered_strerror(ret));
+        goto err;
+    }
 
     /* The snapshot holds everything: start the journal of the new
      * generation.  A crash before this leaves an old-generation journal,
      * which load_journal ignores. */
     n = format_record(rec, sizeof(rec), META_JOURNAL, "-", conn->meta_gen);
-    if (ftruncate(conn->meta_fd, 0) != 0)
-        ERR(errno);
-    if (lseek(conn->meta_fd, 0, SEEK_SET) < 0)
-        ERR(errno);
-    ERR(write_all(conn->meta_fd, rec, n));
-    if (fdatasync(conn->meta_fd) != 0)
-        ERR(errno);
+    if ((ret = fp_hit(&conn->fps, "meta.journal_reset")) == 0) {
+        if (ftruncate(conn->meta_fd, 0) != 0 ||
+            lseek(conn->meta_fd, 0, SEEK_SET) < 0)
+            ret = errno;
+        else if ((ret = write_all(conn->meta_fd, rec, n)) == 0 &&
+                 fdatasync(conn->meta_fd) != 0)
+            ret = errno;
+    }
+    if (ret != 0) {
+        ret = layered_panic(conn, ret, "metadata journal %s/%s: starting "
+                            "generation %" PRIu64 ": %s", conn->home,
+                            META_LOG, conn->meta_gen, layered_strerror(ret));
+        goto err;
+    }
     conn->meta_entries = 0;
 err:
     if (fd >= 0) {

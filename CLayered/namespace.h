@@ -16,6 +16,7 @@
 #define create_file __layered_create_file
 #define stable_bytes __layered_stable_bytes
 #define publish_size __layered_publish_size
+#define database_size_of __layered_database_size_of
 #define cursor_close_internal __layered_cursor_close_internal
 #define dh_close_all __layered_dh_close_all
 #define dh_collect __layered_dh_collect
@@ -40,7 +41,8 @@
 #define dh_table_destroy __layered_dh_table_destroy
 #define dh_unlock_release __layered_dh_unlock_release
 #define dir_fsync __layered_dir_fsync
-#define drain_queue_scan __layered_drain_queue_scan
+#define drain_queue_claim __layered_drain_queue_claim
+#define drain_queue_release __layered_drain_queue_release
 #define fp_destroy __layered_fp_destroy
 #define fp_hit_slow __layered_fp_hit_slow
 #define fp_init __layered_fp_init
