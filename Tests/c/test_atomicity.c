@@ -577,6 +577,10 @@ main(int argc, char **argv)
 {
     int policy;
 
+    /* First: it forks, and the process has no threads yet (ThreadSanitizer
+     * cannot follow a fork of a threaded process). */
+    if (wanted(argc, argv, "fold_keeps_create"))
+        fold_keeps_create();
     if (wanted(argc, argv, "queue_scan_busy_drop"))
         queue_scan_busy_drop();
     if (wanted(argc, argv, "queue_scan_failed_drop"))
@@ -589,8 +593,6 @@ main(int argc, char **argv)
             offload_races_stepup(policy);
     if (wanted(argc, argv, "journal_reset_fails"))
         journal_reset_fails();
-    if (wanted(argc, argv, "fold_keeps_create"))
-        fold_keeps_create();
     if (wanted(argc, argv, "drain_sync_error")) {
         drain_sync_error(false);
         drain_sync_error(true);
