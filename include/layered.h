@@ -13,7 +13,7 @@
  * -----------
  * - Every function returns an int: 0 on success, a positive errno value
  *   (ENOENT, EBUSY, EINVAL, EIO, ENOSPC, ...) or a negative library code in
- *   the reserved range [LAYERED_ERROR_MIN, LAYERED_ERROR_MAX].
+ *   the range [LAYERED_ERROR_MIN, LAYERED_ERROR_MAX], from -34,000 down.
  *   layered_strerror() describes both.
  * - Output handles come last.  A function that fails leaves its output
  *   handle set to NULL.
@@ -39,21 +39,28 @@ extern "C" {
 #define LAYERED_VERSION_PATCH 0
 
 /*
- * Library error codes: negative, in a reserved range so they never collide
- * with errno values (positive) or success (0).
+ * Library error codes: negative, so they never collide with errno values
+ * (positive) or success (0), and allocated downward from -34,000.
+ *
+ * Why -34,000: programs that embed Layered often link another engine too,
+ * and a shared "ret == CODE" test must never confuse the two.  LMDB uses
+ * -30,600 to -30,800, Berkeley DB -30,800 to -30,999 and WiredTiger
+ * -31,800 to -31,999 (where -31,800 is WT_ROLLBACK); -34,000 to -34,999
+ * is clear of all of them, and future Layered codes stay in it.
+ * LAYERED_ERROR_MIN and LAYERED_ERROR_MAX bound the codes defined today.
  */
-#define LAYERED_ERROR_MAX (-31800)
+#define LAYERED_ERROR_MAX (-34000)
 /** The key was not found, or a cursor ran off the end of the table. */
-#define LAYERED_NOTFOUND (-31800)
+#define LAYERED_NOTFOUND (-34000)
 /** The connection has panicked: it no longer serves requests. */
-#define LAYERED_PANIC (-31801)
+#define LAYERED_PANIC (-34001)
 /** A file is damaged somewhere other than a torn tail. */
-#define LAYERED_CORRUPT (-31802)
+#define LAYERED_CORRUPT (-34002)
 /** An offload found that the table is no longer archived. */
-#define LAYERED_NOT_ARCHIVED (-31803)
+#define LAYERED_NOT_ARCHIVED (-34003)
 /** An offload or a restore of the table is already under way. */
-#define LAYERED_IN_PROGRESS (-31804)
-#define LAYERED_ERROR_MIN (-31804)
+#define LAYERED_IN_PROGRESS (-34004)
+#define LAYERED_ERROR_MIN (-34004)
 
 /** Largest key, in bytes.  Keys are 1 to LAYERED_KEY_MAX bytes. */
 #define LAYERED_KEY_MAX 65535
