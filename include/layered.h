@@ -13,15 +13,28 @@
  * -----------
  * - Every function returns an int: 0 on success, a positive errno value
  *   (ENOENT, EBUSY, EINVAL, EIO, ENOSPC, ...) or a negative library code in
- *   the reserved range [LAYERED_ERROR_MIN, LAYERED_ERROR_MAX].
+ *   the range [LAYERED_ERROR_MIN, LAYERED_ERROR_MAX], from -34,000 down.
  *   layered_strerror() describes both.
+ * - Each function's @return lists the errors it returns and why.  Where a
+ *   list names EIO or ENOSPC for a failed write or sync, the other errno
+ *   values of such a failure (EDQUOT, EFBIG, EROFS) come back the same way;
+ *   where it names EMFILE or EACCES for a file that could not be opened or
+ *   created, so do ENFILE, EROFS, ENAMETOOLONG and ELOOP.  An error injected
+ *   with a failpoint's return(ERR) action is returned by the call that
+ *   reaches the failpoint, whatever its list says.
  * - Output handles come last.  A function that fails leaves its output
  *   handle set to NULL.
  * - After the connection has panicked every call on it, its sessions and its
- *   cursors returns LAYERED_PANIC (closing handles still frees them).
+ *   cursors returns LAYERED_PANIC, except layered_stats,
+ *   layered_failpoint_set/_wait, layered_cursor_get/_reset/_close and
+ *   layered_session_close, which keep working; layered_close returns
+ *   LAYERED_PANIC and still frees everything.
  * - Threads: a connection is shared by any number of threads, including
  *   threads the library did not create.  A session and its cursors are used
- *   by one thread at a time; many sessions may run at once.
+ *   by one thread at a time; many sessions may run at once.  Each function
+ *   says which threads may call it and what it blocks on ("Threads:").
+ *   Exclusive table locks are only ever tried, never waited for: a call
+ *   that needs one and cannot have it at once returns EBUSY.
  */
 #ifndef LAYERED_H
 #define LAYERED_H
@@ -39,21 +52,28 @@ extern "C" {
 #define LAYERED_VERSION_PATCH 0
 
 /*
- * Library error codes: negative, in a reserved range so they never collide
- * with errno values (positive) or success (0).
+ * Library error codes: negative, so they never collide with errno values
+ * (positive) or success (0), and allocated downward from -34,000.
+ *
+ * Why -34,000: programs that embed Layered often link another engine too,
+ * and a shared "ret == CODE" test must never confuse the two.  LMDB uses
+ * -30,600 to -30,800, Berkeley DB -30,800 to -30,999 and WiredTiger
+ * -31,800 to -31,999 (where -31,800 is WT_ROLLBACK); -34,000 to -34,999
+ * is clear of all of them, and future Layered codes stay in it.
+ * LAYERED_ERROR_MIN and LAYERED_ERROR_MAX bound the codes defined today.
  */
-#define LAYERED_ERROR_MAX (-31800)
+#define LAYERED_ERROR_MAX (-34000)
 /** The key was not found, or a cursor ran off the end of the table. */
-#define LAYERED_NOTFOUND (-31800)
+#define LAYERED_NOTFOUND (-34000)
 /** The connection has panicked: it no longer serves requests. */
-#define LAYERED_PANIC (-31801)
+#define LAYERED_PANIC (-34001)
 /** A file is damaged somewhere other than a torn tail. */
-#define LAYERED_CORRUPT (-31802)
+#define LAYERED_CORRUPT (-34002)
 /** An offload found that the table is no longer archived. */
-#define LAYERED_NOT_ARCHIVED (-31803)
+#define LAYERED_NOT_ARCHIVED (-34003)
 /** An offload or a restore of the table is already under way. */
-#define LAYERED_IN_PROGRESS (-31804)
-#define LAYERED_ERROR_MIN (-31804)
+#define LAYERED_IN_PROGRESS (-34004)
+#define LAYERED_ERROR_MIN (-34004)
 
 /** Largest key, in bytes.  Keys are 1 to LAYERED_KEY_MAX bytes. */
 #define LAYERED_KEY_MAX 65535
@@ -76,7 +96,8 @@ extern "C" {
  * clear and skips a handle found DEAD; a drop meanwhile returns EBUSY. */
 #define LAYERED_DRAIN_READ_LOCK 1
 /** Drop removes a still-queued drain item, or returns EBUSY while the item
- * is being drained. */
+ * is being drained (tests force the drop-wins ordering at the
+ * "drain.queued" failpoint, see layered_failpoint_set). */
 #define LAYERED_DRAIN_QUEUE_SCAN 2
 /** No protection: a drop racing the drain fails the step-up, which panics
  * the connection.  Kept so tests can prove they detect the race. */
@@ -101,7 +122,10 @@ extern "C" {
 #define LAYERED_TABLE_ACTIVE 0
 #define LAYERED_TABLE_ARCHIVED 1
 #define LAYERED_TABLE_OFFLOADED 2
+/** An offload has ruled and is removing the local state (transient). */
 #define LAYERED_TABLE_STOPPING 3
+/** A drop failed after its point of no return; the next drop or open
+ * finishes it. */
 #define LAYERED_TABLE_DROPPED 4
 
 typedef struct layered_conn layered_conn;
@@ -111,7 +135,9 @@ typedef struct layered_cursor layered_cursor;
 /**
  * Called once, on the thread that triggered the first panic of a
  * connection.  The connection has already stopped serving.  If the handler
- * returns, the call that panicked returns LAYERED_PANIC.
+ * returns, the call that panicked returns LAYERED_PANIC.  It runs with
+ * library locks held: it may call layered_strerror and layered_stats,
+ * nothing else.
  * @param[in] arg the config's panic_arg
  * @param[in] error the error that caused the panic
  * @param[in] message a description; valid only during the call
@@ -121,7 +147,9 @@ typedef void (*layered_panic_handler)(void *arg, int error,
 
 /**
  * Receives the library's informational and error messages (one line each,
- * no newline).  May be called from any thread, concurrently.
+ * no newline; valid only during the call).  May be called from any thread,
+ * concurrently, with library locks held: it must not call into the library
+ * (layered_strerror excepted).
  */
 typedef void (*layered_message_handler)(void *arg, const char *message);
 
@@ -209,44 +237,76 @@ typedef struct layered_drain_stats {
 /**
  * Describe an error code.
  * @param[in] error 0, a positive errno value or a LAYERED_* code
- * @return a static string; never NULL.  Thread-safe.
+ * @return a static string; never NULL.  An unknown negative code reads
+ * "unknown Layered error code".
+ * Threads: any; never blocks.
  */
 const char *layered_strerror(int error);
 
 /**
  * Fill a configuration with the defaults.
- * @param[out] cfg the configuration to initialise
+ * @param[out] cfg the configuration to initialise; NULL: nothing is done
+ * Threads: any; never blocks.
  */
 void layered_config_init(layered_config *cfg);
+
+/*
+ * Requirements
+ * ------------
+ * Linux with glibc 2.32 or later (for strerrordesc_np), liburcu and libbsd.
+ *
+ * Writeback errors from a step-up are reported only on Linux 5.8 or later.
+ * The drain makes a batch of several tables durable with one syncfs(2) of
+ * the shared directory's file system (and one of the home's for the
+ * clears); a batch of one table uses fdatasync(2), which reports errors on
+ * every kernel.  syncfs reports writeback errors only since Linux 5.8: on
+ * an older kernel a failed write of a multi-table batch goes unnoticed, the
+ * step-up succeeds and clears the ingests, and rows whose stable copies
+ * never reached the disk are lost.
+ */
 
 /**
  * Open a connection to a database home directory.
  *
- * Reads the metadata file, finishes any drop a crash interrupted, and sets
- * the configured failpoints.  Constituent files are opened lazily, on first
- * use; a torn tail is cut when a file is opened.
- * @param[in] home the home directory
- * @param[in] cfg the configuration, or NULL for the defaults
+ * Reads the metadata file, finishes any drop or offload a crash
+ * interrupted, sets the configured failpoints and, with offload_idle_ms,
+ * starts the maintenance thread.  Constituent files are opened lazily, on
+ * first use; a torn tail is cut when a file is opened.
+ * @param[in] home the home directory.  With cfg->create it is created if
+ * missing, but its parent must exist (so must shared_dir's)
+ * @param[in] cfg the configuration, or NULL for the defaults; its strings
+ * are copied
  * @param[out] connp the new connection
- * @return 0, or EINVAL (NULL home or connp, a field out of range, a
- * malformed failpoint string), ENOENT (home or its parent missing),
- * ENOTDIR, EACCES/EROFS (cannot write the home), EBUSY (the home is open
- * in this or another process), LAYERED_CORRUPT (damaged metadata file),
- * ENOMEM, EIO.
- * Any thread may call it.
+ * @return 0, or EINVAL (NULL or empty home, NULL connp, a field out of
+ * range, an empty shared_dir, a malformed failpoint string in cfg or in
+ * LAYERED_FAILPOINTS), ENOENT (home missing with create 0, or the parent
+ * of home or shared_dir missing), ENOTDIR (home or shared_dir is not a
+ * directory), EACCES/EROFS (cannot create or write the home, its LOCK file
+ * or the metadata journal), EBUSY (the home is open in this or another
+ * process), LAYERED_CORRUPT (damaged metadata file or journal; the message
+ * names the file and offset), ENOMEM (also: more than 32 failpoints),
+ * EAGAIN (the maintenance thread could not be started), EIO/ENOSPC
+ * (reading the metadata, or the writes that finish an interrupted drop or
+ * offload, failed).
+ * Threads: any.  Blocks on file I/O only: a home open elsewhere is EBUSY at
+ * once, never a wait.
  */
 int layered_open(const char *home, const layered_config *cfg,
                  layered_conn **connp);
 
 /**
- * Close a connection: closes its sessions and cursors, flushes and syncs
- * every file, writes the metadata, frees everything.
+ * Close a connection: releases every paused failpoint, stops the
+ * maintenance thread, closes its sessions and cursors, flushes and syncs
+ * every open constituent, writes a metadata snapshot and frees everything.
  * @param[in] conn the connection; freed even when an error is returned
- * @return 0, EINVAL (NULL conn), EIO/ENOSPC (a final flush failed; data of
- * writes under LAYERED_SYNC_NONE since the last checkpoint may be lost),
- * LAYERED_PANIC (the connection had panicked; resources are still freed).
- * No other thread may use the connection or its sessions during or after
- * the call.  Releases every paused failpoint first.
+ * @return 0, EINVAL (NULL conn), EIO/ENOSPC (a final flush or sync, or the
+ * metadata snapshot, failed; writes under LAYERED_SYNC_NONE since the last
+ * checkpoint may be lost), ENOMEM/EACCES/EMFILE (the metadata snapshot
+ * could not be written), LAYERED_PANIC (the connection had panicked: the
+ * files are still flushed and freed, the metadata is not rewritten).
+ * Threads: any, once no other thread uses the connection, its sessions or
+ * its cursors, or will.  Blocks on the maintenance thread finishing an
+ * auto-offload in progress, and on file I/O.
  */
 int layered_close(layered_conn *conn);
 
@@ -256,96 +316,163 @@ int layered_close(layered_conn *conn);
  * (drain_threads - 1 workers plus the calling thread).
  *
  * Holds the checkpoint lock for its whole duration and sets the leader
- * flag before draining.  Writes wait until it returns; reads continue.
- * A drain error fails the step-up and panics the connection, unless the
- * drain policy turns it into a skip.
+ * flag before draining.  Writes wait until it returns; reads continue, and
+ * so do drops without LAYERED_DROP_CHECKPOINT_WAIT (the drain policy
+ * decides how they meet the drain).  A worker thread that cannot be started
+ * is not an error: the others, at least the calling thread, do its share.
+ * Any drain error (a failed copy, sync, clear or metadata snapshot, or an
+ * ENOENT the policy does not skip) fails the step-up and panics the
+ * connection; with the default panic handler the process aborts.  See
+ * "Requirements" above for what the drain's syncs report.
  * @param[in] conn the connection
- * @param[out] stats what the drain did, or NULL
+ * @param[out] stats what the drain did, or NULL; filled also when the
+ * step-up fails (zeroed when it returns EINVAL or LAYERED_PANIC at once)
  * @return 0 (also when already leader: nothing to do), EINVAL (NULL conn),
- * LAYERED_PANIC (the drain failed, or had failed before), ENOMEM/EAGAIN
- * (worker threads could not be started; nothing was changed).
- * Blocks on the checkpoint lock, the drain, and writes in progress.
+ * LAYERED_PANIC (the connection had panicked, or the drain failed: the
+ * panic handler received the error and the table).
+ * Threads: any.  Blocks on the checkpoint lock (a checkpoint, a step-down
+ * or a drop with LAYERED_DROP_CHECKPOINT_WAIT in progress), on writes in
+ * progress, on the schema lock (briefly, while it queues the tables and
+ * records what was drained), on the drain's I/O, and at any drain
+ * failpoint set to pause.  The panic handler of a
+ * failed step-up runs on the calling thread with the checkpoint and role
+ * locks held.
  */
 int layered_step_up(layered_conn *conn, layered_drain_stats *stats);
 
 /**
  * Step down from leader to follower: writes go to ingest constituents
- * again.  Waits for writes in progress.
- * @return 0 (also when already follower), EINVAL, LAYERED_PANIC.
+ * again.
+ * @param[in] conn the connection
+ * @return 0 (also when already follower), EINVAL (NULL conn),
+ * LAYERED_PANIC.
+ * Threads: any.  Blocks on the checkpoint lock (a running step-up or
+ * checkpoint) and on writes in progress.
  */
 int layered_step_down(layered_conn *conn);
 
 /**
- * Read the connection's statistics.
+ * Read the connection's statistics.  Works after a panic (panicked is
+ * set).  The drain counters move as each table's drain finishes, so
+ * polling this shows a step-up's progress.
+ * @param[in] conn the connection
  * @param[out] stats filled on success
- * @return 0, EINVAL.  Works after a panic (panicked is set).  Any thread.
+ * @return 0, EINVAL (NULL conn or stats).
+ * Threads: any, including the panic handler.  Takes the schema lock
+ * briefly (for the table count), so it waits while a schema change (create,
+ * drop, archive, unarchive, offload) or the first open of a table's files
+ * holds it.
  */
 int layered_stats(layered_conn *conn, layered_conn_stats *stats);
 
 /**
- * Open a session.  Any thread; the session is then used by one thread at
- * a time.
- * @return 0, EINVAL, ENOMEM, LAYERED_PANIC.
+ * Open a session.
+ * @param[in] conn the connection
+ * @param[out] sessionp the new session
+ * @return 0, EINVAL (NULL conn or sessionp), ENOMEM, LAYERED_PANIC.
+ * Threads: any; the session is then used by one thread at a time.  Takes a
+ * leaf mutex of the session list; never blocks otherwise.
  */
 int layered_session_open(layered_conn *conn, layered_session **sessionp);
 
 /**
- * Close a session and every cursor it still has open.
- * @return 0, EINVAL (NULL session).  The session is freed either way.
+ * Close a session and every cursor it still has open.  Works after a
+ * panic.
+ * @param[in] session the session; freed, with its cursors, either way
+ * @return 0, EINVAL (NULL session).
+ * Threads: the thread using the session.  Like layered_cursor_close it
+ * may take the schema lock to close idle handles.
  */
 int layered_session_close(layered_session *session);
 
 /**
  * Create a layered table: both constituent files and its metadata entry,
  * durably, before returning.
+ * @param[in] session the session
  * @param[in] uri "layered:NAME"; NAME is 1 to LAYERED_NAME_MAX bytes of
  * [A-Za-z0-9_.-], not starting with '.'
  * @param[in] config NULL, "" or "exclusive=true|false" (default true)
- * @return 0, EINVAL (bad uri or config), EEXIST (exists and exclusive),
- * ENOSPC/EIO/EACCES (files or metadata could not be written; nothing was
- * created), LAYERED_PANIC.  Blocks on the schema lock.
+ * @return 0 (also when the table exists, whatever its state, and exclusive
+ * is false), EINVAL (NULL session, bad uri or config), EEXIST (exists and
+ * exclusive), EBUSY (a drop of the table failed part way: dropping it
+ * again, or reopening, finishes it), ENOSPC/EIO/EACCES/EMFILE/ENAMETOOLONG
+ * (files or metadata could not be written; nothing was created), ENOMEM,
+ * LAYERED_PANIC.
+ * Threads: the session's.  Holds the schema lock while it creates and
+ * syncs the files and the metadata record.
  */
 int layered_create(layered_session *session, const char *uri,
                    const char *config);
 
 /**
- * Drop a layered table: its files are removed, its handles marked DEAD and
+ * Drop a layered table: its files are removed (the stable one too, from the
+ * shared store, also for an offloaded table), its handles marked DEAD and
  * removed from the handle table, its metadata entry removed.  Every check
  * that can fail runs before anything irreversible.
+ * @param[in] session the session
  * @param[in] uri "layered:NAME"
  * @param[in] flags LAYERED_DROP_FORCE: a missing table is not an error;
  * LAYERED_DROP_CHECKPOINT_WAIT: first take the checkpoint lock (waits for a
  * running step-up or checkpoint)
- * @return 0, EINVAL (bad uri or flags), ENOENT (no such table, without
- * FORCE), EBUSY (a cursor, a drain, a checkpoint syncing the table, or an
- * offload or restore holds it; nothing was changed; retry later),
- * ENOSPC/EIO (metadata could not be written), LAYERED_PANIC.
+ * @return 0, EINVAL (NULL session, bad uri, unknown flags), ENOENT (no
+ * such table, without FORCE), EBUSY (a cursor, a drain, a checkpoint
+ * syncing the table, or an offload or restore holds it; nothing was
+ * changed; retry later), ENOSPC/EIO (the drop record could not be written;
+ * nothing was changed), EIO/EACCES/ENOSPC after the point of no return
+ * (removing the files or writing the final record failed: the table now
+ * reads as LAYERED_TABLE_DROPPED, cannot be opened, and the next drop or
+ * open finishes it), LAYERED_PANIC.
+ * Threads: the session's.  Blocks on the checkpoint lock (only with
+ * LAYERED_DROP_CHECKPOINT_WAIT), the schema lock and, under
+ * LAYERED_DRAIN_QUEUE_SCAN, the drain-queue lock; never on a cursor or a
+ * drain: the table's locks are taken with try-lock (EBUSY).
  */
 int layered_drop(layered_session *session, const char *uri,
                  unsigned flags);
 
 /**
- * Checkpoint: flush and sync every constituent, compact files that are
- * mostly dead, write the metadata, then publish database_size.
- * @return 0, ENOSPC/EIO (nothing is published), LAYERED_PANIC.  Blocks on
- * the checkpoint lock (so it waits for a step-up).
+ * Checkpoint: flush and sync every open constituent, compact files that
+ * are mostly dead, write the metadata, then publish database_size.
+ * @param[in] session the session
+ * @return 0, EINVAL (NULL session), ENOSPC/EIO (a flush, sync or
+ * compaction failed; nothing is published.  A failed sync is sticky: every
+ * later checkpoint reports it again, since the kernel may have dropped the
+ * unwritten pages), LAYERED_CORRUPT (compaction found a damaged record; the
+ * file is left as it was), ENOMEM, EMFILE/EACCES (compaction's temporary
+ * file or the metadata snapshot could not be created), LAYERED_PANIC.
+ * Threads: the session's.  Blocks on the checkpoint lock (a step-up, a
+ * step-down, another checkpoint or a drop with
+ * LAYERED_DROP_CHECKPOINT_WAIT), on each constituent's lock in turn
+ * (while a drop or an offload holds it, briefly) and on the schema lock for
+ * the snapshot.  Reads and writes continue, except on the file being
+ * synced or compacted; a drop of a table being synced returns EBUSY.
  */
 int layered_checkpoint(layered_session *session);
 
 /**
  * Report a table's lifecycle state.
+ * @param[in] session the session
  * @param[in] uri "layered:NAME"
- * @param[out] statep one of LAYERED_TABLE_*
- * @return 0, EINVAL, ENOENT (no such table), LAYERED_PANIC.
+ * @param[out] statep one of LAYERED_TABLE_*, set on success
+ * @return 0, EINVAL (NULL session or statep, bad uri), ENOENT (no such
+ * table), LAYERED_PANIC.
+ * Threads: the session's.  Takes the schema lock.
  */
 int layered_table_state(layered_session *session, const char *uri,
                         int *statep);
 
 /**
- * Call a function for every table, in name order.  The callback must not
- * call into the library.  A non-zero return from it stops the walk and is
- * returned.
- * @return 0, EINVAL, LAYERED_PANIC, or the callback's value.
+ * Call a function for every table, in name order.  Tables whose drop
+ * failed part way are left out.
+ * @param[in] session the session
+ * @param[in] callback called with arg, the table's name (valid during the
+ * call) and its LAYERED_TABLE_* state.  It runs under the schema lock, so
+ * it must not call into the library.  A non-zero return stops the walk
+ * and is returned unchanged
+ * @param[in] arg passed to the callback
+ * @return 0, EINVAL (NULL session or callback), LAYERED_PANIC, or the
+ * callback's value.
+ * Threads: the session's.  Holds the schema lock for the whole walk.
  */
 int layered_list_tables(layered_session *session,
                         int (*callback)(void *arg, const char *name,
@@ -357,36 +484,96 @@ int layered_list_tables(layered_session *session,
  * removal hides a stable value) and writes to the constituent of the
  * current role.  On "file:NAME.ingest" or "file:NAME.stable" it is
  * read-only (for diagnostics).  An open cursor holds the table's read lock:
- * a drop meanwhile returns EBUSY.
- * @return 0, EINVAL (bad uri), ENOENT (no such table or constituent),
- * LAYERED_CORRUPT (a damaged file), EIO, ENOMEM, LAYERED_PANIC.
+ * a drop or an offload meanwhile returns EBUSY.  The first open of a
+ * constituent reads its whole file and builds its index.
+ *
+ * An offloaded table has no local state: opening it, or either of its
+ * constituents, returns ENOENT until layered_unarchive() brings it back.
+ * An archived table opens as usual.
+ * @param[in] session the session
+ * @param[in] uri "layered:NAME", "file:NAME.ingest" or "file:NAME.stable"
+ * @param[out] cursorp the new cursor, unpositioned
+ * @return 0, EINVAL (NULL session, uri or cursorp, bad uri), ENOENT (no
+ * such table or constituent file; the table is offloaded, being offloaded
+ * or being dropped), LAYERED_CORRUPT (a damaged file; the message names the
+ * file and offset), EIO/ENOSPC (reading the file, or cutting its torn
+ * tail, failed), EMFILE/EACCES (the file could not be opened for reading
+ * and writing), ENOMEM, LAYERED_PANIC.
+ * Threads: the session's.  Blocks on the schema lock while a constituent
+ * not yet open is loaded, and on the table's lock while a drop, an offload
+ * or the closing of idle handles holds it exclusively (briefly: for their
+ * own metadata and file I/O, never while waiting for another lock).
  */
 int layered_cursor_open(layered_session *session, const char *uri,
                         layered_cursor **cursorp);
 
 /**
- * Insert or overwrite a key.  Waits while a step-up drains.
- * @return 0, EINVAL (key empty or over LAYERED_KEY_MAX, value over
- * LAYERED_VALUE_MAX, NULL pointer with non-zero length), ENOTSUP (a
- * read-only file: cursor), ENOSPC/EIO (nothing was written),
- * LAYERED_PANIC.  Leaves the cursor unpositioned.
+ * Insert or overwrite a key.  Leaves the cursor unpositioned.
+ * @param[in] cursor a cursor on "layered:NAME"
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @param[in] value the value, 0 to LAYERED_VALUE_MAX bytes; may be NULL
+ * when value_len is 0
+ * @param[in] value_len its length
+ * @return 0, EINVAL (NULL cursor, key NULL, empty or over LAYERED_KEY_MAX,
+ * value over LAYERED_VALUE_MAX, NULL value with non-zero length), ENOTSUP
+ * (a read-only file: cursor), ENOSPC/EIO (nothing was written; under
+ * LAYERED_SYNC_NONE also a failed flush of earlier buffered writes),
+ * ENOMEM, LAYERED_PANIC (also when the step-up it waited for failed).
+ * Threads: the cursor's session's.  Takes the role lock shared, so it
+ * waits while a step-up (its whole drain) or a step-down runs; then the
+ * file's write lock (waits for reads, writes, a drain batch, a sync or a
+ * compaction of the same file).  Under LAYERED_SYNC_FSYNC it waits for the
+ * fdatasync.
  */
 int layered_cursor_insert(layered_cursor *cursor, const void *key,
                           size_t key_len, const void *value,
                           size_t value_len);
 
 /**
- * Remove a key.
- * @return 0, LAYERED_NOTFOUND (no such key), EINVAL, ENOTSUP, ENOSPC, EIO,
- * LAYERED_PANIC.  Leaves the cursor unpositioned.
+ * Remove a key.  On a follower the ingest keeps a tombstone that hides the
+ * stable value until the drain removes it there too.  Leaves the cursor
+ * unpositioned.
+ * @param[in] cursor a cursor on "layered:NAME"
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @return 0, LAYERED_NOTFOUND (no such key; nothing written), EINVAL (NULL
+ * cursor, key NULL, empty or over LAYERED_KEY_MAX), ENOTSUP (a file:
+ * cursor), ENOSPC/EIO (nothing was written), ENOMEM, LAYERED_PANIC.
+ * Threads: as layered_cursor_insert().
  */
 int layered_cursor_remove(layered_cursor *cursor, const void *key,
                           size_t key_len);
 
+/*
+ * Reading.  A cursor has no snapshot: each move sees the tables as they are
+ * at that moment.  After LAYERED_NOTFOUND the cursor is unpositioned; after
+ * another error its position is undefined (reset it or search again),
+ * except as said for EAGAIN.
+ *
+ * EAGAIN: one move looks at no more than 100 keys.  A key hidden by an
+ * ingest removal (written on a follower, not yet drained) or rewritten
+ * while the cursor read it costs one look, so a run of 100 or more removed
+ * keys makes the move return EAGAIN.  layered_cursor_next/_prev from a
+ * positioned cursor then keep their place past the keys looked at
+ * (layered_cursor_get is not meaningful until a move succeeds), and
+ * calling again continues; from an unpositioned cursor, and for
+ * layered_cursor_search/_search_near, a repeated call looks at the same
+ * keys again and fails the same way until a step-up drains the removals.
+ *
+ * Threads: the cursor's session's.  Each read takes the constituent files'
+ * locks shared, waiting for a write, a drain batch, a sync or a compaction
+ * of the same file, and reads values from disk.
+ */
+
 /**
  * Position the cursor on a key.
- * @return 0, LAYERED_NOTFOUND (unpositioned), EINVAL, LAYERED_CORRUPT, EIO,
- * LAYERED_PANIC.
+ * @param[in] cursor the cursor
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @return 0, LAYERED_NOTFOUND (no such key), EINVAL (NULL cursor, key
+ * NULL, empty or over LAYERED_KEY_MAX), LAYERED_CORRUPT, EIO, ENOMEM,
+ * EAGAIN, LAYERED_PANIC.
  */
 int layered_cursor_search(layered_cursor *cursor, const void *key,
                           size_t key_len);
@@ -394,66 +581,107 @@ int layered_cursor_search(layered_cursor *cursor, const void *key,
 /**
  * Position the cursor on the key, or the nearest one: the smallest larger
  * key, else the largest smaller key.
- * @param[out] exactp 0 if on the key, 1 if on a larger key, -1 if smaller
- * @return 0, LAYERED_NOTFOUND (table empty), EINVAL, EIO, LAYERED_PANIC.
+ * @param[in] cursor the cursor
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @param[out] exactp 0 if on the key, 1 if on a larger key, -1 if smaller;
+ * set on success
+ * @return 0, LAYERED_NOTFOUND (table empty), EINVAL (NULL cursor or
+ * exactp, key NULL, empty or over LAYERED_KEY_MAX), LAYERED_CORRUPT, EIO,
+ * ENOMEM, EAGAIN, LAYERED_PANIC.
  */
 int layered_cursor_search_near(layered_cursor *cursor, const void *key,
                                size_t key_len, int *exactp);
 
 /**
  * Move to the next key (from unpositioned: the first).
- * @return 0, LAYERED_NOTFOUND (no more: unpositioned), EIO, LAYERED_PANIC.
+ * @param[in] cursor the cursor
+ * @return 0, LAYERED_NOTFOUND (no more keys: unpositioned, so the next call
+ * starts from the first key), EINVAL (NULL cursor), LAYERED_CORRUPT, EIO,
+ * ENOMEM, EAGAIN, LAYERED_PANIC.
  */
 int layered_cursor_next(layered_cursor *cursor);
 
 /**
  * Move to the previous key (from unpositioned: the last).
- * @return 0, LAYERED_NOTFOUND, EIO, LAYERED_PANIC.
+ * @param[in] cursor the cursor
+ * @return 0, LAYERED_NOTFOUND (no more keys: unpositioned, so the next call
+ * starts from the last key), EINVAL (NULL cursor), LAYERED_CORRUPT, EIO,
+ * ENOMEM, EAGAIN, LAYERED_PANIC.
  */
 int layered_cursor_prev(layered_cursor *cursor);
 
 /**
- * The current key and value.  The pointers stay valid until the cursor
- * moves, is reset or closed.
- * @return 0, EINVAL (not positioned or NULL argument).
+ * The current key and value.  Any output pointer may be NULL: that part is
+ * not returned.  The pointers stay valid until the cursor's next call other
+ * than this one, or its close.  An empty value is a non-NULL pointer with
+ * length 0.  Works after a panic.
+ * @param[in] cursor a positioned cursor
+ * @param[out] keyp the key, or NULL
+ * @param[out] key_lenp its length, or NULL
+ * @param[out] valuep the value, or NULL
+ * @param[out] value_lenp its length, or NULL
+ * @return 0, EINVAL (NULL cursor, or the cursor is not positioned).
+ * Threads: the cursor's session's; never blocks.
  */
 int layered_cursor_get(layered_cursor *cursor, const void **keyp,
                        size_t *key_lenp, const void **valuep,
                        size_t *value_lenp);
 
 /**
- * Unposition the cursor.
- * @return 0, EINVAL.
+ * Unposition the cursor.  Works after a panic.
+ * @param[in] cursor the cursor
+ * @return 0, EINVAL (NULL cursor).
+ * Threads: the cursor's session's; never blocks.
  */
 int layered_cursor_reset(layered_cursor *cursor);
 
 /**
- * Close a cursor and release its table's read lock.
- * @return 0, EINVAL.  The cursor is freed either way.
+ * Close a cursor and release its table's read lock.  Works after a panic.
+ * @param[in] cursor the cursor; freed either way
+ * @return 0, EINVAL (NULL cursor).
+ * Threads: the cursor's session's.  When more handles are open than the
+ * descriptor budget allows, it takes the schema lock and closes idle ones
+ * (flushing and syncing them; a failure there is reported through the
+ * message handler, not returned).
  */
 int layered_cursor_close(layered_cursor *cursor);
 
 /**
  * Archive a table: it stays readable and writable, and becomes a candidate
  * for offload.  The metadata is durable before this returns.
+ * @param[in] session the session
  * @param[in] uri "layered:NAME"
- * @return 0 (also when already archived or offloaded), EINVAL, ENOENT,
+ * @return 0 (also when already archived or offloaded), EINVAL (NULL
+ * session, bad uri), ENOENT (no such table, or it is being dropped),
  * LAYERED_IN_PROGRESS (an offload or restore is under way; retry),
- * ENOSPC/EIO (nothing changed), LAYERED_PANIC.
+ * ENOSPC/EIO (the metadata record could not be written; nothing changed),
+ * LAYERED_PANIC.
+ * Threads: the session's.  Holds the schema lock while the metadata record
+ * is written and synced.
  */
 int layered_archive(layered_session *session, const char *uri);
 
 /**
  * Unarchive a table.  An archived table becomes active at once; an
- * offloaded one is brought back from the shared store with all its data.
+ * offloaded one is brought back from the shared store with all its data
+ * (a new empty ingest beside its stable constituent).
  * Takes the table's arbiter lock: an offload that has not yet ruled will
  * then find the table not archived (LAYERED_NOT_ARCHIVED); one that has
  * already ruled makes this call fail with EAGAIN, and a retry after the
  * offload restores the table.  The metadata is durable before this
  * returns.
- * @return 0 (also when already active), EINVAL, ENOENT, EAGAIN (an offload
- * is shutting the table down: retry), LAYERED_IN_PROGRESS (another
- * restore is under way), ENOSPC/EIO, LAYERED_PANIC.
+ * @param[in] session the session
+ * @param[in] uri "layered:NAME"
+ * @return 0 (also when already active), EINVAL (NULL session, bad uri),
+ * ENOENT (no such table, or it is being dropped; or, for an offloaded
+ * table, its stable constituent is missing from the shared store), EAGAIN
+ * (an offload is shutting the table down: retry), LAYERED_IN_PROGRESS
+ * (another restore is under way), ENOSPC/EIO/EACCES/EMFILE (the new ingest
+ * or the metadata record could not be written; the table stays as it was),
+ * ENOMEM, LAYERED_PANIC.
+ * Threads: the session's.  Holds the schema lock while it writes and syncs
+ * (for a restore: the new ingest file too).
  */
 int layered_unarchive(layered_session *session, const char *uri);
 
@@ -462,22 +690,39 @@ int layered_unarchive(layered_session *session, const char *uri);
  * (the ingest constituent, which must be empty), keep its stable data in
  * the shared store, and record it as offloaded.  The table's arbiter lock
  * decides against a concurrent unarchive; only after it has ruled does
- * the table enter the irreversible stopping state.
- * @return 0 (also when already offloaded), EINVAL, ENOENT,
- * LAYERED_NOT_ARCHIVED (archived neither in the pending nor the durable
- * metadata: an unarchive came first), LAYERED_IN_PROGRESS (an offload or
- * restore is under way), EBUSY (a cursor or drain holds the table, or its
- * ingest holds rows not yet drained; nothing changed), ENOSPC/EIO,
- * LAYERED_PANIC.
+ * the table enter the irreversible stopping state, and from there the call
+ * returns 0: a failure to remove the ingest file or to write the final
+ * record is reported through the message handler, and the next open
+ * completes the record.
+ * @param[in] session the session
+ * @param[in] uri "layered:NAME"
+ * @return 0 (also when already offloaded), EINVAL (NULL session, bad uri),
+ * ENOENT (no such table, or it is being dropped), LAYERED_NOT_ARCHIVED
+ * (not archived in both the pending and the durable metadata: never
+ * archived, or an unarchive came first), LAYERED_IN_PROGRESS (an offload
+ * or restore is under way), EBUSY (a cursor, a drain or a checkpoint holds
+ * the table, or its ingest holds rows not yet drained; nothing changed),
+ * LAYERED_CORRUPT/EIO/EMFILE (opening the ingest to check it failed;
+ * nothing changed), ENOSPC/EIO (the stopping record could not be written;
+ * nothing changed), ENOMEM, LAYERED_PANIC.
+ * Threads: the session's, or the maintenance thread.  Holds the schema lock
+ * from the ruling to the end, while it opens the ingest and writes and
+ * syncs the metadata; never waits for a cursor or a drain (try-lock).
  */
 int layered_offload(layered_session *session, const char *uri);
 
 /**
  * Set a failpoint.  Names used by the library:
  *   "drain.queued"           step-up, after queuing the drain items,
- *                            before any worker takes one
+ *                            before any worker takes one.  Under
+ *                            LAYERED_DRAIN_QUEUE_SCAN the drop-wins
+ *                            ordering is forced here: a drop made while
+ *                            step-up is paused removes the queued item
  *   "drain.before_lock"      a drain worker, after dequeuing an item,
- *                            before it takes a lock or opens a cursor
+ *                            before it takes a lock or opens a cursor.
+ *                            The drop-wins ordering of the other policies;
+ *                            under LAYERED_DRAIN_QUEUE_SCAN the item is in
+ *                            flight here, so a drop returns EBUSY
  *   "drain.copy"             a drain worker inside the copy, after the
  *                            first batch of rows was written
  *   "drain.before_clear"     a drain worker after the copy, before it
@@ -496,25 +741,44 @@ int layered_offload(layered_session *session, const char *uri);
  *                            before recording the table as offloaded
  *                            (schema lock held: crash tests)
  *   "unarchive.before_lock"  an unarchive, before the arbiter lock
- *   "fs.write"               any file write (use return(ERR) to inject
- *                            ENOSPC or EIO)
- *   "fs.sync"                any file sync
- *   "meta.write"             the metadata file write
+ *   "fs.write"               any constituent file write (use return(ERR)
+ *                            to inject ENOSPC or EIO)
+ *   "fs.sync"                any constituent file sync, and the drain's
+ *                            syncfs of a batch
+ *   "meta.write"             the metadata journal append and snapshot
  * Actions: "off"; "pause" (threads reaching it wait until it is set to
- * something else); "sleep(MS)"; "return(ERR)" with ERR a number or an
- * errno name (ENOENT, EIO, ENOSPC, EBUSY, ...).  Setting a failpoint
- * resets its hit count.
- * @return 0, EINVAL (bad name or action), ENOMEM (too many failpoints).
- * Any thread.  Works after a panic.
+ * something else, or the connection closes or panics); "sleep(MS)" with
+ * MS 0 to 3,600,000; "return(ERR)" with ERR a non-zero number or one of
+ * ENOENT, EIO, ENOSPC, EBUSY, EINVAL, ENOMEM, EACCES, EROFS, EFBIG, EAGAIN,
+ * NOTFOUND, CORRUPT (the last two: LAYERED_NOTFOUND, LAYERED_CORRUPT).
+ * Setting a failpoint resets its hit count and releases threads paused at
+ * it.
+ * @param[in] conn the connection
+ * @param[in] name 1 to 47 bytes of [A-Za-z0-9._]; any such name is
+ * accepted, whether the library uses it or not
+ * @param[in] action one of the actions above
+ * @return 0, EINVAL (NULL conn, name or action; a malformed name or
+ * action), ENOMEM (32 other failpoints are already set).
+ * Threads: any; works after a panic.  Takes a leaf mutex; never blocks.
  */
 int layered_failpoint_set(layered_conn *conn, const char *name,
                           const char *action);
 
 /**
  * Wait until some thread is paused at, or has passed, a failpoint since it
- * was last set.
- * @param[in] timeout_ms how long to wait at most; negative: forever
- * @return 0, ETIMEDOUT, EINVAL (unknown failpoint).  Any thread.
+ * was last set.  The failpoint must have been set first (to "pause",
+ * "sleep" or "return"), normally before starting the thread that is to
+ * reach it: a thread passing a failpoint that is not set leaves no trace,
+ * and one set to "off" counts nothing (waiting on it times out).
+ * @param[in] conn the connection
+ * @param[in] name the failpoint
+ * @param[in] timeout_ms how long to wait at most; 0: only look; negative:
+ * forever
+ * @return 0, ETIMEDOUT, EINVAL (NULL conn or name, or a failpoint never set
+ * on this connection).
+ * Threads: any; works after a panic.  Blocks until a thread reaches the
+ * failpoint or the timeout passes; it must return before the connection is
+ * closed.
  */
 int layered_failpoint_wait(layered_conn *conn, const char *name,
                            int timeout_ms);

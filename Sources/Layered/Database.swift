@@ -295,12 +295,19 @@ public final class Database: @unchecked Sendable {
     /// it runs, writes wait and reads continue.  Cancelling the calling task does not stop the
     /// step-up.  Stepping up a leader does nothing and reports an empty drain.
     ///
-    /// - Parameter progress: called from another thread while the step-up runs (about every
-    ///   20 ms) and once more with the final counts before this method returns.
+    /// - Parameter progress: called with the drain's progress, never per row.  While the step-up
+    ///   runs, a thread of its own sleeps 20 ms, reads ``statistics()`` (`layered_stats`), calls
+    ///   `progress` with how far the drain counters have grown since this method began, and
+    ///   repeats: the first call comes 20 ms after the start, calls never overlap, and none comes
+    ///   after this method returns.  The counters grow when a drain worker finishes a batch of
+    ///   tables (after the batch's syncs), so a step-up of one large table reports 0 rows until
+    ///   that table is done.  After a successful step-up `progress` is called once more, on the
+    ///   calling task, with the final counts and ``StepUpProgress/isFinished`` set; after a
+    ///   failed one it is not.
     /// - Returns: what the drain did.
     /// - Throws: ``LayeredError/panic(_:)`` (the drain failed, or the database had panicked),
-    ///   ``LayeredError/ENOMEM`` or ``LayeredError/EAGAIN`` (worker threads could not be started;
-    ///   nothing changed).
+    ///   ``LayeredError/EINVAL`` (the database is closed).  A worker thread that cannot be
+    ///   started is not an error: the other threads do its share.
     public func stepUp(progress: (@Sendable (StepUpProgress) -> Void)? = nil) async throws
         -> StepUpReport
     {

@@ -9,11 +9,11 @@ import Glibc
 
 @Suite struct LayeredErrorTests {
     @Test func libraryCodesMatchTheCHeader() {
-        #expect(LayeredError.notFound.code == -31800)
-        #expect(LayeredError.panic("").code == -31801)
-        #expect(LayeredError.corrupt.code == -31802)
-        #expect(LayeredError.notArchived.code == -31803)
-        #expect(LayeredError.inProgress.code == -31804)
+        #expect(LayeredError.notFound.code == -34000)
+        #expect(LayeredError.panic("").code == -34001)
+        #expect(LayeredError.corrupt.code == -34002)
+        #expect(LayeredError.notArchived.code == -34003)
+        #expect(LayeredError.inProgress.code == -34004)
         #expect(LayeredError.notFound.code == LAYERED_NOTFOUND)
         #expect(LayeredError.panic("x").code == LAYERED_PANIC)
         #expect(LayeredError.corrupt.code == LAYERED_CORRUPT)
@@ -67,13 +67,15 @@ import Glibc
 
     @Test func unknownCodesFallBack() {
         #expect(LayeredError(code: 9999) == .unknown(9999))
-        #expect(LayeredError(code: -31899) == .unknown(-31899))
+        #expect(LayeredError(code: -34099) == .unknown(-34099))
+        // WiredTiger's WT_ROLLBACK, LAYERED_NOTFOUND's value before the move to -34,000.
+        #expect(LayeredError(code: -31800) == .unknown(-31800))
         #expect(LayeredError.unknown(9999).code == 9999)
-        #expect(LayeredError.unknown(-31899).description == "unknown Layered error code")
+        #expect(LayeredError.unknown(-34099).description == "unknown Layered error code")
     }
 
     @Test func descriptionsComeFromLayeredStrerror() {
-        #expect(LayeredError.notFound.description == String(cString: layered_strerror(-31800)))
+        #expect(LayeredError.notFound.description == String(cString: layered_strerror(-34000)))
         #expect(LayeredError.notFound.description.contains("LAYERED_NOTFOUND"))
         #expect(LayeredError.corrupt.description.contains("damaged"))
         #expect(LayeredError.EBUSY.description == String(cString: strerror(Glibc.EBUSY)))
