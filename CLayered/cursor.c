@@ -19,6 +19,10 @@
 
 #include "internal.h"
 
+/* How often one move looks at a key again because its record was
+ * rewritten between the seek and the read.  Keys skipped because an ingest
+ * tombstone hides them are progress, not retries: a move crosses any
+ * number of removed keys. */
 #define MOVE_RETRIES 100
 
 static int
@@ -85,7 +89,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
     int i, cmp, ret, tries;
     bool edge = from_edge, incl = inclusive;
 
-    for (tries = 0; tries < MOVE_RETRIES; tries++) {
+    for (tries = 0; tries < MOVE_RETRIES;) {
         best = NULL;
         best_fs = NULL;
         for (i = 0; i < 2; i++) {
@@ -135,6 +139,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
         if (ret == LAYERED_NOTFOUND) {
             /* Rewritten since the seek: look at this key again. */
             incl = true;
+            tries++;
             continue;
         }
         if (ret != 0)

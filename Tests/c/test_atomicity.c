@@ -25,6 +25,9 @@
  *   drained_lsn_incarnation a table dropped and re-created during the drain
  *                           does not inherit the old incarnation's LSN
  *   new_home_parent_sync    creating a home syncs its parent directory
+ *   cursor_many_tombstones  a cursor move crosses any number of keys that
+ *                           ingest tombstones hide (it used to give up with
+ *                           EAGAIN after 100)
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -564,6 +567,42 @@ new_home_parent_sync(void)
     free(parent);
 }
 
+static void
+cursor_many_tombstones(void)
+{
+    struct db db;
+    layered_cursor *c;
+    char key[32];
+    int i, n = 0, ret;
+
+    printf("cursor_many_tombstones\n");
+    db_new(&db, "tombs");
+    db_open(&db, LAYERED_ROLE_LEADER, LAYERED_DRAIN_SKIP_MISSING, 2);
+    CHECK_OK(layered_create(db.s, "layered:t", NULL));
+    tu_insert_rows(db.s, "layered:t", "k", 300);
+    CHECK_OK(layered_checkpoint(db.s));
+    db_close(&db);
+    db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, 2);
+    CHECK_OK(layered_cursor_open(db.s, "layered:t", &c));
+    for (i = 0; i < 250; i++) {
+        (void)snprintf(key, sizeof(key), "k%06d", i);
+        CHECK_OK(layered_cursor_remove(c, key, strlen(key)));
+    }
+    CHECK_OK(layered_cursor_reset(c));
+    while ((ret = layered_cursor_next(c)) == 0)
+        n++;
+    CHECK_RET(LAYERED_NOTFOUND, ret);
+    CHECK(n == 50);
+    n = 0;
+    while ((ret = layered_cursor_prev(c)) == 0)
+        n++;
+    CHECK_RET(LAYERED_NOTFOUND, ret);
+    CHECK(n == 50);
+    CHECK_OK(layered_cursor_search_near(c, "k000000", 7, &i));
+    CHECK_OK(layered_cursor_close(c));
+    db_free(&db);
+}
+
 /* With an argument, only the scenario of that name runs (each scenario
  * can then be tried alone against a build that lacks a fix). */
 static bool
@@ -601,6 +640,8 @@ main(int argc, char **argv)
         drained_lsn_incarnation();
     if (wanted(argc, argv, "new_home_parent_sync"))
         new_home_parent_sync();
+    if (wanted(argc, argv, "cursor_many_tombstones"))
+        cursor_many_tombstones();
     printf("test_atomicity: ok\n");
     return 0;
 }
