@@ -29,6 +29,17 @@
  *   layered_failpoint_set/_wait, layered_cursor_get/_reset/_close and
  *   layered_session_close, which keep working; layered_close returns
  *   LAYERED_PANIC and still frees everything.
+ * - The connection panics (rather than return an error that the next call
+ *   would not see) when durability it cannot give back is lost: a drain
+ *   that fails, a metadata failure after a snapshot was renamed into place
+ *   (later changes would go to a journal the next open ignores), a failed
+ *   append that cannot be cut back, and a constituent file whose close
+ *   failed to sync it.  So any call that closes handles
+ *   (layered_cursor_close, layered_session_close, a drop) can be the one
+ *   that panics.
+ * - A call that returns an error has changed nothing, unless its @return
+ *   says otherwise (a drop past its durable "dropping" record, which the
+ *   next drop or open finishes).
  * - Threads: a connection is shared by any number of threads, including
  *   threads the library did not create.  A session and its cursors are used
  *   by one thread at a time; many sessions may run at once.  Each function
@@ -255,14 +266,12 @@ void layered_config_init(layered_config *cfg);
  * ------------
  * Linux with glibc 2.32 or later (for strerrordesc_np), liburcu and libbsd.
  *
- * Writeback errors from a step-up are reported only on Linux 5.8 or later.
  * The drain makes a batch of several tables durable with one syncfs(2) of
  * the shared directory's file system (and one of the home's for the
- * clears); a batch of one table uses fdatasync(2), which reports errors on
- * every kernel.  syncfs reports writeback errors only since Linux 5.8: on
- * an older kernel a failed write of a multi-table batch goes unnoticed, the
- * step-up succeeds and clears the ingests, and rows whose stable copies
- * never reached the disk are lost.
+ * clears); a batch of one table uses fdatasync(2).  syncfs reports
+ * writeback errors only since Linux 5.8, so layered_open checks the kernel
+ * release: before 5.8 the drain syncs each file of a batch with
+ * fdatasync(2) instead (slower for many small tables, equally safe).
  */
 
 /**
@@ -286,8 +295,9 @@ void layered_config_init(layered_config *cfg);
  * process), LAYERED_CORRUPT (damaged metadata file or journal; the message
  * names the file and offset), ENOMEM (also: more than 32 failpoints),
  * EAGAIN (the maintenance thread could not be started), EIO/ENOSPC
- * (reading the metadata, or the writes that finish an interrupted drop or
- * offload, failed).
+ * (reading the metadata, syncing the directory that holds a home or
+ * shared directory this call created, or the writes that finish an
+ * interrupted drop or offload, failed).
  * Threads: any.  Blocks on file I/O only: a home open elsewhere is EBUSY at
  * once, never a wait.
  */
@@ -551,15 +561,16 @@ int layered_cursor_remove(layered_cursor *cursor, const void *key,
  * another error its position is undefined (reset it or search again),
  * except as said for EAGAIN.
  *
- * EAGAIN: one move looks at no more than 100 keys.  A key hidden by an
- * ingest removal (written on a follower, not yet drained) or rewritten
- * while the cursor read it costs one look, so a run of 100 or more removed
- * keys makes the move return EAGAIN.  layered_cursor_next/_prev from a
+ * EAGAIN: one move looks again at a key whose record was rewritten between
+ * its seek and its read no more than 100 times (keys hidden by an ingest
+ * removal are skipped without limit: they are progress).  Only a key that
+ * other threads rewrite faster than the cursor can read it makes the move
+ * return EAGAIN.  layered_cursor_next/_prev from a
  * positioned cursor then keep their place past the keys looked at
  * (layered_cursor_get is not meaningful until a move succeeds), and
  * calling again continues; from an unpositioned cursor, and for
  * layered_cursor_search/_search_near, a repeated call looks at the same
- * keys again and fails the same way until a step-up drains the removals.
+ * key again.
  *
  * Threads: the cursor's session's.  Each read takes the constituent files'
  * locks shared, waiting for a write, a drain batch, a sync or a compaction
@@ -701,10 +712,15 @@ int layered_unarchive(layered_session *session, const char *uri);
  * (not archived in both the pending and the durable metadata: never
  * archived, or an unarchive came first), LAYERED_IN_PROGRESS (an offload
  * or restore is under way), EBUSY (a cursor, a drain or a checkpoint holds
- * the table, or its ingest holds rows not yet drained; nothing changed),
+ * the table, a running step-up's drain worker has the table in flight --
+ * under every drain policy: an offload never makes a step-up fail -- or its
+ * ingest holds rows not yet drained; nothing changed),
  * LAYERED_CORRUPT/EIO/EMFILE (opening the ingest to check it failed;
- * nothing changed), ENOSPC/EIO (the stopping record could not be written;
- * nothing changed), ENOMEM, LAYERED_PANIC.
+ * nothing changed), ENOSPC/EIO (the stable constituent could not be
+ * synced, or the stopping record could not be written; nothing changed),
+ * ENOMEM, LAYERED_PANIC.  An offload that finds the table queued for a
+ * running step-up's drain (its ingest is empty) takes it out of the queue
+ * once the stopping record is durable.
  * Threads: the session's, or the maintenance thread.  Holds the schema lock
  * from the ruling to the end, while it opens the ingest and writes and
  * syncs the metadata; never waits for a cursor or a drain (try-lock).
@@ -723,8 +739,14 @@ int layered_offload(layered_session *session, const char *uri);
  *                            The drop-wins ordering of the other policies;
  *                            under LAYERED_DRAIN_QUEUE_SCAN the item is in
  *                            flight here, so a drop returns EBUSY
+ *   "drain.before_read_lock" LAYERED_DRAIN_READ_LOCK: a drain worker that
+ *                            has pinned the ingest handle, before it takes
+ *                            the handle's read lock (a drop here wins; the
+ *                            worker then finds the handle DEAD and skips)
  *   "drain.copy"             a drain worker inside the copy, after the
  *                            first batch of rows was written
+ *   "drain.sync"             a drain worker before it syncs a batch: once
+ *                            after the copies, once after the clears
  *   "drain.before_clear"     a drain worker after the copy, before it
  *                            clears the ingest
  *   "drop.before_exclusive"  a drop, before it takes the exclusive locks
@@ -746,6 +768,13 @@ int layered_offload(layered_session *session, const char *uri);
  *   "fs.sync"                any constituent file sync, and the drain's
  *                            syncfs of a batch
  *   "meta.write"             the metadata journal append and snapshot
+ *   "meta.sync"              the journal append's fdatasync
+ *   "meta.snapshot_dir_sync" the directory fsync after a snapshot rename
+ *                            (an error here panics the connection)
+ *   "meta.journal_reset"     starting the new journal after a snapshot
+ *                            rename (an error here panics the connection)
+ *   "open.parent_sync"       layered_open, syncing the parent of a
+ *                            directory it created
  * Actions: "off"; "pause" (threads reaching it wait until it is set to
  * something else, or the connection closes or panics); "sleep(MS)" with
  * MS 0 to 3,600,000; "return(ERR)" with ERR a non-zero number or one of
