@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "layered_test.h"
 
 int
 fp_init(struct fp_table *t)
@@ -154,7 +155,7 @@ fp_set(struct fp_table *t, const char *name, const char *action)
     fp->arg = arg;
     fp->hits = 0;
     fp->epoch++;
-    active = 0;
+    active = t->hook != NULL;
     for (int i = 0; i < t->n; i++)
         if (t->fp[i].action != FP_OFF)
             active = 1;
@@ -216,6 +217,8 @@ fp_hit_slow(struct fp_table *t, const char *name)
     uint64_t epoch;
     int ms, ret = 0;
 
+    if (t->hook != NULL && (ret = t->hook(t->hook_arg, name)) != 0)
+        return ret;
     (void)pthread_mutex_lock(&t->lock);
     if ((fp = fp_lookup(t, name)) == NULL || fp->action == FP_OFF) {
         (void)pthread_mutex_unlock(&t->lock);
@@ -253,6 +256,34 @@ layered_failpoint_set(layered_conn *conn, const char *name,
     if (conn == NULL)
         return EINVAL;
     return fp_set(&conn->fps, name, action);
+}
+
+/*
+ * layered_test_set_scheduler --
+ *     Install (or with NULL remove) a test's scheduler hook, called at
+ *     every failpoint (layered_test.h).
+ */
+int
+layered_test_set_scheduler(layered_conn *conn,
+                           int (*hook)(void *arg, const char *name),
+                           void *arg)
+{
+    struct fp_table *t;
+    int active = 0;
+
+    if (conn == NULL)
+        return EINVAL;
+    t = &conn->fps;
+    (void)pthread_mutex_lock(&t->lock);
+    t->hook = hook;
+    t->hook_arg = arg;
+    active = hook != NULL;
+    for (int i = 0; i < t->n; i++)
+        if (t->fp[i].action != FP_OFF)
+            active = 1;
+    atomic_store(&t->active, active);
+    (void)pthread_mutex_unlock(&t->lock);
+    return 0;
 }
 
 int

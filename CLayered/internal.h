@@ -118,6 +118,12 @@ struct fp_table {
     pthread_cond_t cond;
     _Atomic int active; /* any failpoint not off: the fast path's test */
     bool released;      /* connection closing or panicked: never pause */
+    /* A test's scheduler (layered_test_set_scheduler): called first at
+     * every failpoint, with no lock held; may block the calling thread;
+     * a non-zero return is injected like return(ERR).  Set before any
+     * other thread uses the connection. */
+    int (*hook)(void *arg, const char *name);
+    void *hook_arg;
     int n;
     struct failpoint fp[FP_MAX];
 };

@@ -1,0 +1,27 @@
+/*
+ * layered_test.h -- entry points for the library's own tests.  Not part of
+ * the API and not installed: users see layered.h only.  The names follow
+ * the public layered_* rule (Tests/symbols_test.sh).
+ */
+#ifndef LAYERED_TEST_H
+#define LAYERED_TEST_H
+
+#include "layered.h"
+
+/*
+ * layered_test_set_scheduler --
+ *     Install a scheduler hook, called at every failpoint the connection's
+ *     threads reach (before the failpoint's own action), with no library
+ *     lock held except what the failpoint's site holds (see the failpoint
+ *     list in layered.h).  The hook may block the calling thread, which is
+ *     how a test enumerates the orderings of two or three operations; a
+ *     non-zero return is injected as the failpoint's error.  NULL removes
+ *     it.
+ *     @return 0, EINVAL (NULL conn).
+ *     Threads: call it before other threads use the connection.
+ */
+int layered_test_set_scheduler(layered_conn *conn,
+                               int (*hook)(void *arg, const char *name),
+                               void *arg);
+
+#endif /* LAYERED_TEST_H */
