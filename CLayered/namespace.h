@@ -75,6 +75,10 @@
 #define meta_unlink_table __layered_meta_unlink_table
 #define name_valid __layered_name_valid
 #define now_ns __layered_now_ns
+#define os_default __layered_os_default
+#define os_dir_fsync __layered_os_dir_fsync
+#define os_now_ns __layered_os_now_ns
+#define os_parent_fsync __layered_os_parent_fsync
 #define table_cmp __layered_table_cmp
 #define table_find __layered_table_find
 #define table_free __layered_table_free
