@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "layered_test.h"
 
 void
 layered_config_init(layered_config *cfg)
@@ -135,8 +136,8 @@ conn_free(layered_conn *conn)
 }
 
 int
-layered_open(const char *home, const layered_config *cfg,
-             layered_conn **connp)
+layered_open_os(const char *home, const layered_config *cfg,
+                const struct os_ops *os, layered_conn **connp)
 {
     layered_config defaults;
     layered_conn *conn = NULL;
@@ -167,7 +168,7 @@ layered_open(const char *home, const layered_config *cfg,
 
     if ((conn = calloc(1, sizeof(*conn))) == NULL)
         return ENOMEM;
-    conn->os = &os_default;
+    conn->os = os != NULL ? os : &os_default;
     conn->home_fd = conn->shared_fd = conn->lock_fd = conn->meta_fd = -1;
     (void)pthread_mutex_init(&conn->panic_lock, NULL);
     (void)pthread_mutex_init(&conn->ckpt_lock, NULL);
@@ -256,6 +257,13 @@ layered_open(const char *home, const layered_config *cfg,
 err:
     conn_free(conn);
     return ret;
+}
+
+int
+layered_open(const char *home, const layered_config *cfg,
+             layered_conn **connp)
+{
+    return layered_open_os(home, cfg, NULL, connp);
 }
 
 int

@@ -1,0 +1,26 @@
+/*
+ * layered_test.h -- entry points for the library's own tests.  Not part of
+ * the API and not installed: users see layered.h only.  The names follow
+ * the public layered_* rule (Tests/symbols_test.sh).
+ */
+#ifndef LAYERED_TEST_H
+#define LAYERED_TEST_H
+
+#include "layered.h"
+#include "os.h"
+
+/*
+ * layered_open_os --
+ *     layered_open with every file-system and clock call of the connection
+ *     and its files made through os (os.h), so a test can put a simulated
+ *     disk or clock underneath.
+ *     @param[in] home, cfg, connp as for layered_open
+ *     @param[in] os the calls to use; NULL: the system's (os_default).  It
+ *         is not copied: it must stay valid until layered_close returns.
+ *     @return as layered_open.
+ *     Any thread; the same contract as layered_open.
+ */
+int layered_open_os(const char *home, const layered_config *cfg,
+                    const struct os_ops *os, layered_conn **connp);
+
+#endif /* LAYERED_TEST_H */
