@@ -33,7 +33,7 @@ stable_bytes(layered_conn *conn)
         if (t->dropping)
             continue;
         (void)snprintf(path, sizeof(path), "%s.stable", t->name);
-        if (fstatat(conn->shared_fd, path, &st, 0) == 0)
+        if (conn->os->fstatat(conn->shared_fd, path, &st, 0) == 0)
             sum += (uint64_t)st.st_size;
     }
     return sum;

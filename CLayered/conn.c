@@ -14,15 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "layered_test.h"
 
 void
 layered_config_init(layered_config *cfg)
@@ -58,34 +50,11 @@ env_message(void *arg, const char *msg)
 static int
 parent_fsync(layered_conn *conn, const char *path)
 {
-    char *copy, *slash;
-    const char *parent;
-    int fd, ret = 0;
+    int ret;
 
-    if ((copy = strdup(path)) == NULL)
-        return ENOMEM;
-    /* "a/b/" names b: ignore trailing slashes. */
-    for (slash = copy + strlen(copy) - 1; slash > copy && *slash == '/';
-         slash--)
-        *slash = '\0';
-    if ((slash = strrchr(copy, '/')) == NULL)
-        parent = ".";
-    else if (slash == copy)
-        parent = "/";
-    else {
-        *slash = '\0';
-        parent = copy;
-    }
-    if ((ret = fp_hit(&conn->fps, "open.parent_sync")) == 0) {
-        if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-            ret = errno;
-        else {
-            ret = dir_fsync(fd);
-            (void)close(fd);
-        }
-    }
-    free(copy);
-    return ret;
+    if ((ret = fp_hit(&conn->fps, "open.parent_sync")) != 0)
+        return ret;
+    return os_parent_fsync(conn->os, path);
 }
 
 /*
@@ -99,10 +68,10 @@ open_dir(layered_conn *conn, const char *path, bool create, int *fdp)
     struct stat st;
     int ret;
 
-    if (stat(path, &st) != 0) {
+    if (conn->os->stat(path, &st) != 0) {
         if (errno != ENOENT || !create)
             return errno;
-        if (mkdir(path, 0755) != 0) {
+        if (conn->os->mkdir(path, 0755) != 0) {
             if (errno != EEXIST)
                 return errno;
         } else if ((ret = parent_fsync(conn, path)) != 0) {
@@ -112,7 +81,8 @@ open_dir(layered_conn *conn, const char *path, bool create, int *fdp)
         }
     } else if (!S_ISDIR(st.st_mode))
         return ENOTDIR;
-    if ((*fdp = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    if ((*fdp = conn->os->open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                               0)) < 0)
         return errno;
     return 0;
 }
@@ -146,11 +116,11 @@ conn_free(layered_conn *conn)
         table_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
     meta_close(conn);
     if (conn->lock_fd >= 0)
-        (void)close(conn->lock_fd); /* releases the flock */
+        (void)conn->os->close(conn->lock_fd); /* releases the flock */
     if (conn->home_fd >= 0)
-        (void)close(conn->home_fd);
+        (void)conn->os->close(conn->home_fd);
     if (conn->shared_fd >= 0)
-        (void)close(conn->shared_fd);
+        (void)conn->os->close(conn->shared_fd);
     fp_destroy(&conn->fps);
     (void)pthread_mutex_destroy(&conn->panic_lock);
     (void)pthread_mutex_destroy(&conn->ckpt_lock);
@@ -166,8 +136,8 @@ conn_free(layered_conn *conn)
 }
 
 int
-layered_open(const char *home, const layered_config *cfg,
-             layered_conn **connp)
+layered_open_os(const char *home, const layered_config *cfg,
+                const struct os_ops *os, layered_conn **connp)
 {
     layered_config defaults;
     layered_conn *conn = NULL;
@@ -198,6 +168,7 @@ layered_open(const char *home, const layered_config *cfg,
 
     if ((conn = calloc(1, sizeof(*conn))) == NULL)
         return ENOMEM;
+    conn->os = os != NULL ? os : &os_default;
     conn->home_fd = conn->shared_fd = conn->lock_fd = conn->meta_fd = -1;
     (void)pthread_mutex_init(&conn->panic_lock, NULL);
     (void)pthread_mutex_init(&conn->ckpt_lock, NULL);
@@ -245,6 +216,7 @@ layered_open(const char *home, const layered_config *cfg,
     conn->env.message_arg = conn;
     conn->env.failpoint = env_failpoint;
     conn->env.failpoint_arg = conn;
+    conn->env.os = conn->os;
     /* Each open handle holds a descriptor: keep well inside the limit. */
     conn->dh_open_limit = 512;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -258,10 +230,11 @@ layered_open(const char *home, const layered_config *cfg,
     if ((conn->home = strdup(home)) == NULL)
         ERR(ENOMEM);
     ERR(open_dir(conn, home, cfg->create != 0, &conn->home_fd));
-    if ((conn->lock_fd = openat(conn->home_fd, "LOCK",
-                                O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+    if ((conn->lock_fd = conn->os->openat(conn->home_fd, "LOCK",
+                                          O_RDWR | O_CREAT | O_CLOEXEC,
+                                          0644)) < 0)
         ERR(errno);
-    if (flock(conn->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    if (conn->os->flock(conn->lock_fd, LOCK_EX | LOCK_NB) != 0)
         ERR_MSG(conn, errno == EWOULDBLOCK ? EBUSY : errno,
                 "%s: the database is open elsewhere", home);
     if (cfg->shared_dir != NULL)
@@ -284,6 +257,13 @@ layered_open(const char *home, const layered_config *cfg,
 err:
     conn_free(conn);
     return ret;
+}
+
+int
+layered_open(const char *home, const layered_config *cfg,
+             layered_conn **connp)
+{
+    return layered_open_os(home, cfg, NULL, connp);
 }
 
 int

@@ -324,7 +324,7 @@ drain_sync(layered_conn *conn, struct drain_item **batch, int n, bool stable)
         return ret;
     }
     if ((ret = fp_hit(&conn->fps, "fs.sync")) == 0 &&
-        syncfs(stable ? conn->shared_fd : conn->home_fd) != 0)
+        conn->os->syncfs(stable ? conn->shared_fd : conn->home_fd) != 0)
         ret = errno;
     if (ret == 0)
         for (i = 0; i < n; i++)
@@ -521,7 +521,7 @@ drain_queue_build(layered_conn *conn, struct drain_ctx *ctx)
                 continue;
         } else {
             (void)snprintf(name, sizeof(name), "%s.ingest", t->name);
-            if (fstatat(conn->home_fd, name, &st, 0) != 0) {
+            if (conn->os->fstatat(conn->home_fd, name, &st, 0) != 0) {
                 layered_msg(conn, "step-up: %s/%s: %s", conn->home, name,
                             layered_strerror(errno));
                 return errno;
@@ -653,7 +653,7 @@ drain_check_empty(layered_conn *conn, char *table, size_t len)
             dh_release(dh);
         } else {
             (void)snprintf(path, sizeof(path), "%s.ingest", t->name);
-            empty = fstatat(conn->home_fd, path, &st, 0) != 0 ||
+            empty = conn->os->fstatat(conn->home_fd, path, &st, 0) != 0 ||
                     (uint64_t)st.st_size <= FS_HEADER_BYTES;
             if (!empty && dh_get_schema_held(conn, name, &dh) == 0) {
                 empty = fs_empty(dh->fs);
@@ -678,12 +678,13 @@ layered_step_up(layered_conn *conn, layered_drain_stats *stats)
 {
     struct drain_ctx ctx;
     pthread_t *tids = NULL;
-    uint64_t start = now_ns();
+    uint64_t start;
     int i, nthreads = 0, ret = 0;
 
     if (stats != NULL)
         memset(stats, 0, sizeof(*stats));
     API_CONN(conn);
+    start = os_now_ns(conn->os);
     memset(&ctx, 0, sizeof(ctx));
     ctx.conn = conn;
     (void)pthread_mutex_init(&ctx.lock, NULL);
@@ -770,7 +771,7 @@ done:
     (void)pthread_rwlock_unlock(&conn->role_lock);
     lock_order_release(LOCK_ROLE);
     conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);
-    ctx.stats.elapsed_ns = now_ns() - start;
+    ctx.stats.elapsed_ns = os_now_ns(conn->os) - start;
     if (stats != NULL)
         *stats = ctx.stats;
     (void)pthread_mutex_destroy(&ctx.lock);

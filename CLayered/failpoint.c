@@ -297,7 +297,7 @@ layered_failpoint_wait(layered_conn *conn, const char *name, int timeout_ms)
     if (conn == NULL || name == NULL)
         return EINVAL;
     t = &conn->fps;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    (void)conn->os->clock_gettime(CLOCK_MONOTONIC, &deadline);
     if (timeout_ms >= 0) {
         deadline.tv_sec += timeout_ms / 1000;
         deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;

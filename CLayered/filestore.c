@@ -65,6 +65,7 @@
 
 #include "layered.h"
 #include "filestore.h"
+#include "os.h"
 
 #define FS_RET(a) do {                                                      \
         int ret_ = (a);                                                     \
@@ -672,7 +673,8 @@ iov_advance(struct iovec **iovp, int *iovcntp, size_t n)
  *     writes (the array is consumed).  Returns 0 or an errno.
  */
 static int
-pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+pwritev_full(const struct os_ops *os, int fd, struct iovec *iov, int iovcnt,
+             uint64_t off)
 {
     ssize_t n;
 
@@ -682,8 +684,8 @@ pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off)
             --iovcnt;
             continue;
         }
-        n = pwritev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt,
-                    (off_t)off);
+        n = os->pwritev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt,
+                        (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -714,7 +716,7 @@ preadv_full(const fs_file *f, struct iovec *iov, int iovcnt, uint64_t off)
             --iovcnt;
             continue;
         }
-        n = preadv(f->fd, iov, iovcnt, (off_t)off);
+        n = f->env.os->preadv(f->fd, iov, iovcnt, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -738,7 +740,7 @@ static void
 fs_truncate_back(fs_file *f, uint64_t off)
 {
     f->wgen++;
-    if (ftruncate(f->fd, (off_t)off) != 0)
+    if (f->env.os->ftruncate(f->fd, (off_t)off) != 0)
         f->tail_dirty = true;
     else
         f->tail_dirty = false;
@@ -756,14 +758,14 @@ fs_write_at_end(fs_file *f, struct iovec *iov, int iovcnt)
     int ret;
 
     if (f->tail_dirty) {
-        if (ftruncate(f->fd, (off_t)f->disk_end) != 0)
+        if (f->env.os->ftruncate(f->fd, (off_t)f->disk_end) != 0)
             return (errno);
         f->tail_dirty = false;
     }
     if ((ret = fs_failpoint(f, "fs.write")) != 0)
         return (ret);
     f->wgen++;
-    if ((ret = pwritev_full(f->fd, iov, iovcnt, f->disk_end)) != 0)
+    if ((ret = pwritev_full(f->env.os, f->fd, iov, iovcnt, f->disk_end)) != 0)
         fs_truncate_back(f, f->disk_end);
     return (ret);
 }
@@ -787,7 +789,7 @@ fs_datasync(fs_file *f)
         return (0); /* nothing written since the last sync */
     if ((ret = fs_failpoint(f, "fs.sync")) != 0)
         return (ret);
-    if (fdatasync(f->fd) != 0) {
+    if (f->env.os->fdatasync(f->fd) != 0) {
         f->sync_error = errno;
         fs_message(f, "file-store: %s: fdatasync failed: %s", f->path,
                    strerror(errno));
@@ -866,36 +868,6 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
 }
 
 /*
- * fs_sync_dir --
- *     fsync the directory holding path, so a create or rename is durable.
- */
-static int
-fs_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, ret = 0;
-
-    if (slash == NULL)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (dir == NULL)
-        return (ENOMEM);
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        ret = errno;
-    else {
-        if (fsync(fd) != 0)
-            ret = errno;
-        (void)close(fd);
-    }
-    free(dir);
-    return (ret);
-}
-
-/*
  * fs_write_header --
  *     Start an empty file: truncate, write the file header, sync.
  */
@@ -906,16 +878,16 @@ fs_write_header(fs_file *f, int fd)
     struct iovec iov;
     int ret;
 
-    if (ftruncate(fd, 0) != 0)
+    if (f->env.os->ftruncate(fd, 0) != 0)
         return (errno);
     file_hdr_encode(hdr);
     iov.iov_base = hdr;
     iov.iov_len = sizeof(hdr);
     FS_RET(fs_failpoint(f, "fs.write"));
-    if ((ret = pwritev_full(fd, &iov, 1, 0)) != 0)
+    if ((ret = pwritev_full(f->env.os, fd, &iov, 1, 0)) != 0)
         return (ret);
     FS_RET(fs_failpoint(f, "fs.sync"));
-    if (fdatasync(fd) != 0)
+    if (f->env.os->fdatasync(fd) != 0)
         return (errno);
     return (0);
 }
@@ -945,12 +917,13 @@ fs_load(fs_file *f, uint64_t size)
         iov.iov_len = (size_t)size;
         FS_ERR(preadv_full(f, &iov, 1, 0));
     } else {
-        if ((map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd,
-                        0)) == MAP_FAILED) {
+        if ((map = f->env.os->mmap(NULL, (size_t)size, PROT_READ,
+                                   MAP_SHARED, f->fd, 0)) == MAP_FAILED) {
             map = NULL;
             FS_ERR(errno);
         }
-        (void)madvise((void *)map, (size_t)size, MADV_SEQUENTIAL);
+        (void)f->env.os->madvise((void *)map, (size_t)size,
+                                 MADV_SEQUENTIAL);
     }
 
     for (off = FILE_HDR_SIZE; off < size; off += rlen) {
@@ -1013,7 +986,7 @@ fs_load(fs_file *f, uint64_t size)
                    f->path, (unsigned long long)off,
                    (unsigned long long)(size - off), why);
         f->wgen++;
-        if (ftruncate(f->fd, (off_t)off) != 0)
+        if (f->env.os->ftruncate(f->fd, (off_t)off) != 0)
             FS_ERR(errno);
         FS_ERR(fs_datasync(f));
     }
@@ -1023,7 +996,7 @@ err:
     if (map != NULL && heap)
         free((void *)map);
     else if (map != NULL)
-        (void)munmap((void *)map, (size_t)size);
+        (void)f->env.os->munmap((void *)map, (size_t)size);
     return (ret);
 }
 
@@ -1041,7 +1014,7 @@ fs_check_header(fs_file *f, uint64_t size, bool *emptyp)
     ssize_t n;
 
     *emptyp = false;
-    if ((n = pread(f->fd, hdr, sizeof(hdr), 0)) < 0)
+    if ((n = f->env.os->pread(f->fd, hdr, sizeof(hdr), 0)) < 0)
         return (errno);
     if (n != (ssize_t)sizeof(hdr))
         return (fs_corrupt(f, 0, "short file header"));
@@ -1049,7 +1022,8 @@ fs_check_header(fs_file *f, uint64_t size, bool *emptyp)
     if (memcmp(hdr, want, sizeof(hdr)) == 0)
         return (0);
     for (off = FILE_HDR_SIZE; off < size; off += (uint64_t)n) {
-        if ((n = pread(f->fd, zero, sizeof(zero), (off_t)off)) < 0)
+        if ((n = f->env.os->pread(f->fd, zero, sizeof(zero), (off_t)off)) <
+            0)
             return (errno);
         if (n == 0 || !all_zero(zero, (uint64_t)n))
             break;
@@ -1095,6 +1069,8 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
         return (ENOMEM);
     f->fd = -1;
     f->env = *env;
+    if (f->env.os == NULL)
+        f->env.os = &os_default;
     f->instance = env->opens != NULL ? atomic_fetch_add(env->opens, 1) + 1 : 0;
     arena_init(&f->arena);
     RB_INIT(&f->tree);
@@ -1113,22 +1089,22 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
      * buffered write: most opened files are only read or drained. */
 
     for (;;) {
-        if ((f->fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) {
+        if ((f->fd = f->env.os->open(path, O_RDWR | O_CLOEXEC, 0)) >= 0) {
             if ((flags & FS_CREATE) != 0 && (flags & FS_EXCL) != 0)
                 FS_ERR(EEXIST);
             break;
         }
         if (errno != ENOENT || (flags & FS_CREATE) == 0)
             FS_ERR(errno);
-        if ((f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                          0644)) >= 0) {
+        if ((f->fd = f->env.os->open(path, O_RDWR | O_CREAT | O_EXCL |
+                                             O_CLOEXEC, 0644)) >= 0) {
             created = true;
             break;
         }
         if (errno != EEXIST)
             FS_ERR(errno);
     }
-    if (fstat(f->fd, &st) != 0)
+    if (f->env.os->fstat(f->fd, &st) != 0)
         FS_ERR(errno);
     empty = (uint64_t)st.st_size < FILE_HDR_SIZE;
     if (!empty)
@@ -1141,7 +1117,7 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
                        path, (long long)st.st_size);
         FS_ERR(fs_write_header(f, f->fd));
         if (created)
-            FS_ERR(fs_sync_dir(path));
+            FS_ERR(os_parent_fsync(f->env.os, path));
         f->end = f->disk_end = FILE_HDR_SIZE;
     } else
         FS_ERR(fs_load(f, (uint64_t)st.st_size));
@@ -1151,9 +1127,9 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
 
 err:
     if (f->fd >= 0)
-        (void)close(f->fd);
+        (void)f->env.os->close(f->fd);
     if (created)
-        (void)unlink(path);
+        (void)f->env.os->unlink(path);
     fs_free(f);
     return (ret);
 }
@@ -1178,7 +1154,7 @@ fs_close(fs_file *f)
         bool clean = f->synced_wgen == f->wgen;
 
         f->wgen++;
-        if (ftruncate(f->fd, FILE_HDR_SIZE) != 0 ||
+        if (f->env.os->ftruncate(f->fd, FILE_HDR_SIZE) != 0 ||
             fs_datasync(f) != 0)
             ret = clean ? 0 : (f->sync_error != 0 ? f->sync_error : errno);
         goto close;
@@ -1186,7 +1162,7 @@ fs_close(fs_file *f)
     if (ret == 0)
         ret = fs_datasync(f);
 close:
-    if (close(f->fd) != 0 && ret == 0)
+    if (f->env.os->close(f->fd) != 0 && ret == 0)
         ret = errno;
     fs_free(f);
     return (ret);
@@ -1513,7 +1489,7 @@ seq_flush(struct seq_writer *w)
     FS_RET(fs_failpoint(w->f, "fs.write"));
     iov.iov_base = w->buf;
     iov.iov_len = w->used;
-    if ((ret = pwritev_full(w->fd, &iov, 1, w->off)) != 0)
+    if ((ret = pwritev_full(w->f->env.os, w->fd, &iov, 1, w->off)) != 0)
         return (ret);
     w->off += w->used;
     w->used = 0;
@@ -1536,7 +1512,8 @@ seq_add(struct seq_writer *w, const void *p, size_t len)
         FS_RET(fs_failpoint(w->f, "fs.write"));
         iov.iov_base = (void *)p;
         iov.iov_len = len;
-        if ((ret = pwritev_full(w->fd, &iov, 1, w->off)) != 0)
+        if ((ret = pwritev_full(w->f->env.os, w->fd, &iov, 1, w->off)) !=
+            0)
             return (ret);
         w->off += len;
         return (0);
@@ -1594,7 +1571,7 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
          * header, no rewrite needed.  Positions from before moved. */
         FS_ERR(fs_flush(f));
         f->wgen++;
-        if (ftruncate(f->fd, FILE_HDR_SIZE) != 0)
+        if (f->env.os->ftruncate(f->fd, FILE_HDR_SIZE) != 0)
             FS_ERR(errno);
         f->end = f->disk_end = FILE_HDR_SIZE;
         f->tail_dirty = false;
@@ -1612,11 +1589,12 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
         tmp = NULL;
         FS_ERR(ENOMEM);
     }
-    if ((tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+    if ((tfd = f->env.os->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                               0644)) < 0)
         FS_ERR(errno);
     map_len = f->disk_end;
-    if ((map = mmap(NULL, (size_t)map_len, PROT_READ, MAP_SHARED, f->fd,
-                    0)) == MAP_FAILED) {
+    if ((map = f->env.os->mmap(NULL, (size_t)map_len, PROT_READ, MAP_SHARED,
+                               f->fd, 0)) == MAP_FAILED) {
         map = NULL;
         FS_ERR(errno);
     }
@@ -1650,14 +1628,14 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     }
     FS_ERR(seq_flush(&w));
     FS_ERR(fs_failpoint(f, "fs.sync"));
-    if (fdatasync(tfd) != 0)
+    if (f->env.os->fdatasync(tfd) != 0)
         FS_ERR(errno);
-    if (rename(tmp, f->path) != 0)
+    if (f->env.os->rename(tmp, f->path) != 0)
         FS_ERR(errno);
     renamed = true;
 
     /* The new file is in place: switch to it whatever happens next. */
-    (void)close(f->fd);
+    (void)f->env.os->close(f->fd);
     f->fd = tfd;
     tfd = -1;
     arena_destroy(&f->arena);
@@ -1674,16 +1652,16 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     f->synced_wgen = f->wgen; /* the new file was synced before the rename */
     if (compactedp != NULL)
         *compactedp = true;
-    ret = fs_sync_dir(f->path);
+    ret = os_parent_fsync(f->env.os, f->path);
 
 err:
     if (tfd >= 0) {
-        (void)close(tfd);
+        (void)f->env.os->close(tfd);
         if (!renamed)
-            (void)unlink(tmp);
+            (void)f->env.os->unlink(tmp);
     }
     if (map != NULL)
-        (void)munmap((void *)map, (size_t)map_len);
+        (void)f->env.os->munmap((void *)map, (size_t)map_len);
     (void)pthread_rwlock_unlock(&f->lock);
     arena_destroy(&na);
     free(w.buf);
@@ -1764,7 +1742,7 @@ copy_unmap(struct copy_state *cs)
     if (cs->map_heap)
         free((void *)cs->map);
     else
-        (void)munmap((void *)cs->map, (size_t)cs->map_len);
+        (void)cs->src->env.os->munmap((void *)cs->map, (size_t)cs->map_len);
     cs->map = NULL;
 }
 
@@ -1798,10 +1776,10 @@ copy_map(struct copy_state *cs)
         }
         cs->map_heap = true;
     } else {
-        if ((m = mmap(NULL, (size_t)src->disk_end, PROT_READ, MAP_SHARED,
-                      src->fd, 0)) == MAP_FAILED)
+        if ((m = src->env.os->mmap(NULL, (size_t)src->disk_end, PROT_READ,
+                                   MAP_SHARED, src->fd, 0)) == MAP_FAILED)
             return (errno);
-        (void)madvise(m, (size_t)src->disk_end, MADV_WILLNEED);
+        (void)src->env.os->madvise(m, (size_t)src->disk_end, MADV_WILLNEED);
         cs->map_heap = false;
     }
     cs->map = m;

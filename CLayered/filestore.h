@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 typedef struct fs_file fs_file;
+struct os_ops;
 
 /* What a file needs from its connection. */
 typedef struct fs_env {
@@ -43,6 +44,9 @@ typedef struct fs_env {
      * fdatasync.  May be NULL. */
     int (*failpoint)(void *arg, const char *name);
     void *failpoint_arg;
+    /* The file-system calls (os.h).  May be NULL: the system's
+     * (os_default). */
+    const struct os_ops *os;
 } fs_env;
 
 /* Bytes of an empty file: its header.  A file no larger holds no rows. */

@@ -53,6 +53,7 @@
 
 #include "filestore.h"
 #include "layered.h"
+#include "os.h"
 
 /* Single exit with cleanup. */
 #define ERR(x)                                                              \
@@ -334,6 +335,7 @@ struct layered_conn {
     void *panic_arg;
     layered_message_handler message_handler;
     void *message_arg;
+    const struct os_ops *os; /* every file-system and clock call */
     fs_env env;
 
     _Atomic uint64_t lsn;
@@ -425,9 +427,5 @@ int checkpoint_locked(layered_conn *conn);
 uint64_t stable_bytes(layered_conn *conn);
 void publish_size(layered_conn *conn, uint64_t stable);
 uint64_t database_size_of(uint64_t stable);
-
-/* Helpers */
-int dir_fsync(int dirfd);
-uint64_t now_ns(void);
 
 #endif /* LAYERED_INTERNAL_H */

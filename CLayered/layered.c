@@ -126,7 +126,7 @@ create_file(layered_conn *conn, int dirfd, const char *dir, const char *name,
     int ret;
 
     (void)snprintf(path, sizeof(path), "%s.%s", name, suffix);
-    if (unlinkat(dirfd, path, 0) != 0 && errno != ENOENT)
+    if (conn->os->unlinkat(dirfd, path, 0) != 0 && errno != ENOENT)
         return errno;
     if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s", dir, name,
                          suffix) >= sizeof(path))
@@ -165,8 +165,8 @@ layered_create(layered_session *session, const char *uri, const char *config)
                            "ingest")) != 0 ||
         (ret = create_file(conn, conn->shared_fd, conn->shared_dir, name,
                            "stable")) != 0 ||
-        (ret = dir_fsync(conn->home_fd)) != 0 ||
-        (ret = dir_fsync(conn->shared_fd)) != 0 ||
+        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
+        (ret = os_dir_fsync(conn->os, conn->shared_fd)) != 0 ||
         (ret = meta_log(conn, META_CREATE, name, 0)) != 0) {
         (void)meta_unlink_table(conn, name);
         goto err;

@@ -7,6 +7,21 @@
 #define LAYERED_TEST_H
 
 #include "layered.h"
+#include "os.h"
+
+/*
+ * layered_open_os --
+ *     layered_open with every file-system and clock call of the connection
+ *     and its files made through os (os.h), so a test can put a simulated
+ *     disk or clock underneath.
+ *     @param[in] home, cfg, connp as for layered_open
+ *     @param[in] os the calls to use; NULL: the system's (os_default).  It
+ *         is not copied: it must stay valid until layered_close returns.
+ *     @return as layered_open.
+ *     Any thread; the same contract as layered_open.
+ */
+int layered_open_os(const char *home, const layered_config *cfg,
+                    const struct os_ops *os, layered_conn **connp);
 
 /*
  * layered_test_set_scheduler --

@@ -139,10 +139,10 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     if (stable != NULL)
         dh_remove(stable, false);
     (void)snprintf(path, sizeof(path), "%s.ingest", name);
-    if (unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
+    if (conn->os->unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
         layered_msg(conn, "offload layered:%s: removing the ingest: %s",
                     name, layered_strerror(errno));
-    (void)dir_fsync(conn->home_fd);
+    (void)os_dir_fsync(conn->os, conn->home_fd);
     (void)fp_hit(&conn->fps, "offload.after_remove");
     /* One state change under the schema lock: a lookup finds the table
      * stopping or offloaded, never neither.  A failed record leaves the
@@ -251,7 +251,7 @@ layered_archive(layered_session *session, const char *uri)
     t->state = LAYERED_TABLE_ARCHIVED;
     (void)pthread_mutex_lock(&t->arbiter);
     t->durable_archived = true;
-    t->archived_at_ns = now_ns();
+    t->archived_at_ns = os_now_ns(conn->os);
     (void)pthread_mutex_unlock(&t->arbiter);
     (void)atomic_fetch_add(&conn->st_archives, 1);
 err:
@@ -273,7 +273,7 @@ restore(layered_conn *conn, struct table *t)
     int ret;
 
     (void)snprintf(path, sizeof(path), "%s.stable", t->name);
-    if (fstatat(conn->shared_fd, path, &st, 0) != 0) {
+    if (conn->os->fstatat(conn->shared_fd, path, &st, 0) != 0) {
         ret = errno;
         layered_msg(conn, "unarchive layered:%s: its stable constituent in "
                     "%s: %s", t->name, conn->shared_dir,
@@ -282,7 +282,7 @@ restore(layered_conn *conn, struct table *t)
     }
     if ((ret = create_file(conn, conn->home_fd, conn->home, t->name,
                            "ingest")) != 0 ||
-        (ret = dir_fsync(conn->home_fd)) != 0 ||
+        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
         (ret = meta_log(conn, META_STATE, t->name, LAYERED_TABLE_ACTIVE)) !=
             0)
         return ret;
@@ -362,9 +362,10 @@ lifecycle_recover(layered_conn *conn)
     {
         if (t->state == LAYERED_TABLE_STOPPING) {
             (void)snprintf(path, sizeof(path), "%s.ingest", t->name);
-            if (unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
+            if (conn->os->unlinkat(conn->home_fd, path, 0) != 0 &&
+                errno != ENOENT)
                 return errno;
-            if ((ret = dir_fsync(conn->home_fd)) != 0 ||
+            if ((ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
                 (ret = meta_log(conn, META_STATE, t->name,
                                 LAYERED_TABLE_OFFLOADED)) != 0)
                 return ret;
@@ -375,7 +376,7 @@ lifecycle_recover(layered_conn *conn)
         t->pending_archived = t->durable_archived =
             t->state == LAYERED_TABLE_ARCHIVED ||
             t->state == LAYERED_TABLE_OFFLOADED;
-        t->archived_at_ns = now_ns();
+        t->archived_at_ns = os_now_ns(conn->os);
     }
     return 0;
 }
@@ -391,7 +392,7 @@ auto_offload_pass(layered_conn *conn)
 {
     struct table *t;
     char (*names)[LAYERED_NAME_MAX + 1] = NULL;
-    uint64_t now = now_ns(),
+    uint64_t now = os_now_ns(conn->os),
              idle = (uint64_t)conn->offload_idle_ms * 1000000u;
     size_t n = 0, cap = 0, i;
     int ret;
@@ -441,7 +442,7 @@ maintenance(void *arg)
     layered_rcu_enter();
     (void)pthread_mutex_lock(&conn->maint_lock);
     while (!conn->maint_stop) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        (void)conn->os->clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += conn->maintenance_interval_ms / 1000;
         deadline.tv_nsec += (long)(conn->maintenance_interval_ms % 1000) *
                             1000000L;

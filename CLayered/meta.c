@@ -57,19 +57,13 @@ static const char *const op_names[] = {"create", "dropping", "drop", "state",
                                        "journal"};
 #define META_JOURNAL 4
 
-
-int
-dir_fsync(int dirfd)
-{
-    return fsync(dirfd) == 0 ? 0 : errno;
-}
-
 /*
  * read_all --
  *     Read a whole file into a NUL-terminated buffer.
  */
 static int
-read_all(int dirfd, const char *name, char **bufp, size_t *lenp)
+read_all(layered_conn *conn, int dirfd, const char *name, char **bufp,
+         size_t *lenp)
 {
     struct stat st;
     char *buf = NULL;
@@ -79,14 +73,15 @@ read_all(int dirfd, const char *name, char **bufp, size_t *lenp)
 
     *bufp = NULL;
     *lenp = 0;
-    if ((fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+    if ((fd = conn->os->openat(dirfd, name, O_RDONLY | O_CLOEXEC, 0)) < 0)
         return errno;
-    if (fstat(fd, &st) != 0)
+    if (conn->os->fstat(fd, &st) != 0)
         ERR(errno);
     if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
         ERR(ENOMEM);
     while (done < (size_t)st.st_size) {
-        if ((n = read(fd, buf + done, (size_t)st.st_size - done)) < 0) {
+        if ((n = conn->os->read(fd, buf + done,
+                                (size_t)st.st_size - done)) < 0) {
             if (errno == EINTR)
                 continue;
             ERR(errno);
@@ -101,7 +96,7 @@ read_all(int dirfd, const char *name, char **bufp, size_t *lenp)
     buf = NULL;
 err:
     free(buf);
-    (void)close(fd);
+    (void)conn->os->close(fd);
     return ret;
 }
 
@@ -110,12 +105,12 @@ err:
  *     write(2) until done; a short write is an error (ENOSPC if none).
  */
 static int
-write_all(int fd, const char *buf, size_t len)
+write_all(layered_conn *conn, int fd, const char *buf, size_t len)
 {
     ssize_t n;
 
     while (len > 0) {
-        if ((n = write(fd, buf, len)) < 0) {
+        if ((n = conn->os->write(fd, buf, len)) < 0) {
             if (errno == EINTR)
                 continue;
             return errno;
@@ -177,7 +172,7 @@ load_snapshot(layered_conn *conn, bool *foundp)
     int state, ret;
 
     *foundp = false;
-    if ((ret = read_all(conn->home_fd, META_FILE, &buf, &len)) != 0)
+    if ((ret = read_all(conn, conn->home_fd, META_FILE, &buf, &len)) != 0)
         return ret == ENOENT ? 0 : ret;
     *foundp = true;
 
@@ -259,7 +254,7 @@ load_journal(layered_conn *conn)
     int fd = -1, i, ret;
     bool first = true;
 
-    if ((ret = read_all(conn->home_fd, META_LOG, &buf, &len)) != 0) {
+    if ((ret = read_all(conn, conn->home_fd, META_LOG, &buf, &len)) != 0) {
         if (ret != ENOENT)
             return ret;
         ret = 0;
@@ -308,35 +303,37 @@ load_journal(layered_conn *conn)
     }
 
 open:
-    if ((fd = openat(conn->home_fd, META_LOG,
-                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+    if ((fd = conn->os->openat(conn->home_fd, META_LOG,
+                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                               0644)) < 0)
         ERR(errno);
     if (good == 0) {
         char rec[64];
         size_t n = format_record(rec, sizeof(rec), META_JOURNAL, "-",
                                  conn->meta_gen);
-        if (ftruncate(fd, 0) != 0)
+        if (conn->os->ftruncate(fd, 0) != 0)
             ERR(errno);
-        ERR(write_all(fd, rec, n));
-        if (fdatasync(fd) != 0)
+        ERR(write_all(conn, fd, rec, n));
+        if (conn->os->fdatasync(fd) != 0)
             ERR(errno);
         /* The journal may be new: its directory entry must be durable
          * before any record in it is acknowledged. */
-        ERR(dir_fsync(conn->home_fd));
+        ERR(os_dir_fsync(conn->os, conn->home_fd));
         conn->meta_entries = 0;
     } else if (good < len) {
         layered_msg(conn, "%s/%s: cut a torn record at offset %zu",
                     conn->home, META_LOG, good);
-        if (ftruncate(fd, (off_t)good) != 0 || fdatasync(fd) != 0)
+        if (conn->os->ftruncate(fd, (off_t)good) != 0 ||
+            conn->os->fdatasync(fd) != 0)
             ERR(errno);
     }
-    if (lseek(fd, 0, SEEK_END) < 0)
+    if (conn->os->lseek(fd, 0, SEEK_END) < 0)
         ERR(errno);
     conn->meta_fd = fd;
     fd = -1;
 err:
     if (fd >= 0)
-        (void)close(fd);
+        (void)conn->os->close(fd);
     free(buf);
     return ret;
 }
@@ -352,10 +349,11 @@ unlink_constituents(layered_conn *conn, const char *name)
     int ret = 0;
 
     (void)snprintf(path, sizeof(path), "%s.ingest", name);
-    if (unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
+    if (conn->os->unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
         ret = errno;
     (void)snprintf(path, sizeof(path), "%s.stable", name);
-    if (unlinkat(conn->shared_fd, path, 0) != 0 && errno != ENOENT &&
+    if (conn->os->unlinkat(conn->shared_fd, path, 0) != 0 &&
+        errno != ENOENT &&
         ret == 0)
         ret = errno;
     return ret;
@@ -368,9 +366,9 @@ meta_unlink_table(layered_conn *conn, const char *name)
 
     if ((ret = unlink_constituents(conn, name)) != 0)
         return ret;
-    if ((ret = dir_fsync(conn->home_fd)) != 0)
+    if ((ret = os_dir_fsync(conn->os, conn->home_fd)) != 0)
         return ret;
-    return dir_fsync(conn->shared_fd);
+    return os_dir_fsync(conn->os, conn->shared_fd);
 }
 
 /*
@@ -428,19 +426,20 @@ meta_log(layered_conn *conn, enum meta_op op, const char *name, uint64_t arg)
         layered_msg(conn, "metadata snapshot: %s", layered_strerror(ret));
     }
     n = format_record(rec, sizeof(rec), (int)op, name, arg);
-    if ((end = lseek(conn->meta_fd, 0, SEEK_END)) < 0)
+    if ((end = conn->os->lseek(conn->meta_fd, 0, SEEK_END)) < 0)
         return errno;
     if ((ret = fp_hit(&conn->fps, "meta.write")) != 0)
         return ret;
-    if ((ret = write_all(conn->meta_fd, rec, n)) == 0 &&
+    if ((ret = write_all(conn, conn->meta_fd, rec, n)) == 0 &&
         (ret = fp_hit(&conn->fps, "meta.sync")) == 0 &&
-        fdatasync(conn->meta_fd) != 0)
+        conn->os->fdatasync(conn->meta_fd) != 0)
         ret = errno;
     if (ret != 0) {
         /* The record may be partly written, or written but not known to be
          * durable (a failed fdatasync): cut it off and make the cut
          * durable, or the next open could see a change reported failed. */
-        if (ftruncate(conn->meta_fd, end) != 0 || fdatasync(conn->meta_fd) != 0)
+        if (conn->os->ftruncate(conn->meta_fd, end) != 0 ||
+            conn->os->fdatasync(conn->meta_fd) != 0)
             return layered_panic(conn, errno,
                                  "metadata journal %s/%s: a failed append "
                                  "(%s) could not be cut back",
@@ -503,22 +502,24 @@ meta_snapshot(layered_conn *conn)
 
     if ((ret = fp_hit(&conn->fps, "meta.write")) != 0)
         goto err;
-    if ((fd = openat(conn->home_fd, META_TMP,
-                     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+    if ((fd = conn->os->openat(conn->home_fd, META_TMP,
+                               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                               0644)) < 0)
         ERR(errno);
-    ERR(write_all(fd, buf, len));
-    if (fsync(fd) != 0)
+    ERR(write_all(conn, fd, buf, len));
+    if (conn->os->fsync(fd) != 0)
         ERR(errno);
-    (void)close(fd);
+    (void)conn->os->close(fd);
     fd = -1;
-    if (renameat(conn->home_fd, META_TMP, conn->home_fd, META_FILE) != 0)
+    if (conn->os->renameat(conn->home_fd, META_TMP, conn->home_fd,
+                           META_FILE) != 0)
         ERR(errno);
     /* From here the new snapshot may be what the next open reads, and it
      * ignores the current journal: every failure panics (see FAILURES
      * above), so nothing more is appended to a journal that is void. */
     conn->meta_gen++;
     if ((ret = fp_hit(&conn->fps, "meta.snapshot_dir_sync")) != 0 ||
-        (ret = dir_fsync(conn->home_fd)) != 0) {
+        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0) {
         ret = layered_panic(conn, ret, "metadata %s/%s: syncing the directory "
                             "after the snapshot rename: %s", conn->home,
                             META_FILE, layered_strerror(ret));
@@ -530,11 +531,11 @@ meta_snapshot(layered_conn *conn)
      * which load_journal ignores. */
     n = format_record(rec, sizeof(rec), META_JOURNAL, "-", conn->meta_gen);
     if ((ret = fp_hit(&conn->fps, "meta.journal_reset")) == 0) {
-        if (ftruncate(conn->meta_fd, 0) != 0 ||
-            lseek(conn->meta_fd, 0, SEEK_SET) < 0)
+        if (conn->os->ftruncate(conn->meta_fd, 0) != 0 ||
+            conn->os->lseek(conn->meta_fd, 0, SEEK_SET) < 0)
             ret = errno;
-        else if ((ret = write_all(conn->meta_fd, rec, n)) == 0 &&
-                 fdatasync(conn->meta_fd) != 0)
+        else if ((ret = write_all(conn, conn->meta_fd, rec, n)) == 0 &&
+                 conn->os->fdatasync(conn->meta_fd) != 0)
             ret = errno;
     }
     if (ret != 0) {
@@ -546,8 +547,8 @@ meta_snapshot(layered_conn *conn)
     conn->meta_entries = 0;
 err:
     if (fd >= 0) {
-        (void)close(fd);
-        (void)unlinkat(conn->home_fd, META_TMP, 0);
+        (void)conn->os->close(fd);
+        (void)conn->os->unlinkat(conn->home_fd, META_TMP, 0);
     }
     free(buf);
     return ret;
@@ -557,6 +558,6 @@ void
 meta_close(layered_conn *conn)
 {
     if (conn->meta_fd >= 0)
-        (void)close(conn->meta_fd);
+        (void)conn->os->close(conn->meta_fd);
     conn->meta_fd = -1;
 }

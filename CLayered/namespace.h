@@ -40,7 +40,6 @@
 #define dh_table_create __layered_dh_table_create
 #define dh_table_destroy __layered_dh_table_destroy
 #define dh_unlock_release __layered_dh_unlock_release
-#define dir_fsync __layered_dir_fsync
 #define drain_queue_claim __layered_drain_queue_claim
 #define drain_queue_release __layered_drain_queue_release
 #define fp_destroy __layered_fp_destroy
@@ -74,7 +73,10 @@
 #define meta_snapshot __layered_meta_snapshot
 #define meta_unlink_table __layered_meta_unlink_table
 #define name_valid __layered_name_valid
-#define now_ns __layered_now_ns
+#define os_default __layered_os_default
+#define os_dir_fsync __layered_os_dir_fsync
+#define os_now_ns __layered_os_now_ns
+#define os_parent_fsync __layered_os_parent_fsync
 #define table_cmp __layered_table_cmp
 #define table_find __layered_table_find
 #define table_free __layered_table_free
