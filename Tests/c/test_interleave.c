@@ -616,6 +616,7 @@ main(void)
     struct expect ex;
     int policy, panicked;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("test_interleave: every ordering of the protocol steps\n");
     for (policy = LAYERED_DRAIN_SKIP_MISSING;
          policy <= LAYERED_DRAIN_UNPROTECTED; policy++) {
