@@ -153,6 +153,11 @@ test_api(void)
     snprintf(path, sizeof(path), "%s/t.ingest", home);
     CHECK(stat(path, &sb) != 0 && errno == ENOENT);
     CHECK_RET(ENOENT, layered_cursor_open(s, "layered:t", &c));
+    /* Its stable data stays in the shared store, and counts. */
+    CHECK_OK(layered_checkpoint(s));
+    snprintf(path, sizeof(path), "%s/shared", home);
+    CHECK(tu_stable_files_bytes(path) > 0);
+    TU_CHECK_SIZE_ON_DISK(conn, path);
     /* Offloaded is durable and survives reopen. */
     CHECK_OK(layered_close(conn));
     conn = open_db(home, LAYERED_ROLE_LEADER, 0);
@@ -415,9 +420,15 @@ test_offload_vs_drop_and_drain(void)
     CHECK_OK(layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
     {
         layered_conn_stats st;
+        char *shared;
+        CHECK_OK(layered_checkpoint(s));
         CHECK_OK(layered_stats(conn, &st));
-        CHECK(!st.panicked && st.database_size >=
-                                  LAYERED_CHECKPOINT_SIZE_BUFFER);
+        CHECK(!st.panicked);
+        CHECK(st.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+        CHECK(asprintf(&shared, "%s/shared", home) > 0);
+        CHECK(tu_stable_files_bytes(shared) == 0);
+        TU_CHECK_SIZE_ON_DISK(conn, shared);
+        free(shared);
     }
     CHECK_OK(layered_close(conn));
     tu_rmdir(home);

@@ -3,8 +3,11 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,4 +99,51 @@ tu_count_rows(layered_session *s, const char *uri)
     CHECK_RET(LAYERED_NOTFOUND, ret);
     CHECK_OK(layered_cursor_close(c));
     return n;
+}
+
+uint64_t
+tu_stable_files_bytes(const char *shared_dir)
+{
+    static const char suffix[] = ".stable";
+    struct dirent *e;
+    struct stat st;
+    uint64_t sum = 0;
+    size_t n;
+    DIR *d;
+
+    CHECK((d = opendir(shared_dir)) != NULL);
+    while ((e = readdir(d)) != NULL) {
+        n = strlen(e->d_name);
+        if (n <= sizeof(suffix) - 1 ||
+            strcmp(e->d_name + n - (sizeof(suffix) - 1), suffix) != 0)
+            continue;
+        CHECK(fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0);
+        CHECK(S_ISREG(st.st_mode));
+        sum += (uint64_t)st.st_size;
+    }
+    CHECK(closedir(d) == 0);
+    return sum;
+}
+
+void
+tu_check_size_on_disk(layered_conn *conn, const char *shared_dir,
+                      const char *file, int line)
+{
+    layered_conn_stats st;
+    uint64_t files = tu_stable_files_bytes(shared_dir);
+
+    CHECK_OK(layered_stats(conn, &st));
+    if (st.database_size != files + LAYERED_CHECKPOINT_SIZE_BUFFER ||
+        st.stable_checkpoint_bytes != files) {
+        fprintf(stderr,
+                "%s:%d: database_size %llu, stable_checkpoint_bytes %llu; "
+                "the *.stable files in %s hold %llu bytes (+ buffer %llu "
+                "= %llu)\n",
+                file, line, (unsigned long long)st.database_size,
+                (unsigned long long)st.stable_checkpoint_bytes, shared_dir,
+                (unsigned long long)files,
+                (unsigned long long)LAYERED_CHECKPOINT_SIZE_BUFFER,
+                (unsigned long long)(files + LAYERED_CHECKPOINT_SIZE_BUFFER));
+        abort();
+    }
 }

@@ -57,4 +57,15 @@ void tu_insert_rows(layered_session *s, const char *uri, const char *prefix,
 /* The rows a forward scan of the table returns. */
 int tu_count_rows(layered_session *s, const char *uri);
 
+/* The sum of the sizes of the "*.stable" files in a directory (the shared
+ * store), as stat reports them. */
+uint64_t tu_stable_files_bytes(const char *shared_dir);
+/* After a checkpoint: database_size is the stable files' sizes on disk
+ * plus LAYERED_CHECKPOINT_SIZE_BUFFER, and stable_checkpoint_bytes is that
+ * sum.  Prints both sides when they differ. */
+#define TU_CHECK_SIZE_ON_DISK(conn, shared_dir)                             \
+    tu_check_size_on_disk((conn), (shared_dir), __FILE__, __LINE__)
+void tu_check_size_on_disk(layered_conn *conn, const char *shared_dir,
+                           const char *file, int line);
+
 #endif
