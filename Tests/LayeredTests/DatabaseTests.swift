@@ -229,19 +229,30 @@ import Testing
         }
     }
 
+    /// After a checkpoint the size is that of the stable files on disk, plus the buffer; with
+    /// every table dropped, the buffer alone.
     @Test func checkpointPublishesTheDatabaseSize() async throws {
-        try await withDatabase(Configuration(role: .leader)) { database, _ in
+        try await withDatabase(Configuration(role: .leader)) { database, home in
             let buffer = Statistics.checkpointSizeBuffer
             #expect(buffer == 1024 * 1024)
             #expect(try database.statistics().databaseSize == buffer)
             let table = try database.createTable("t")
             for i in 0..<100 { try table.put("key\(i)", [UInt8](repeating: 7, count: 1000)) }
             #expect(try database.statistics().databaseSize == buffer)
+            #expect(try stableFilesBytes(home: home) >= 100_000)
             try database.checkpoint()
             let statistics = try database.statistics()
+            let onDisk = try stableFilesBytes(home: home)
             #expect(statistics.checkpoints == 1)
             #expect(statistics.stableCheckpointBytes >= 100_000)
-            #expect(statistics.databaseSize == buffer + statistics.stableCheckpointBytes)
+            #expect(statistics.stableCheckpointBytes == onDisk)
+            #expect(statistics.databaseSize == buffer + onDisk)
+
+            try database.dropTable("t")
+            try database.checkpoint()
+            #expect(try stableFilesBytes(home: home) == 0)
+            #expect(try database.statistics().databaseSize == buffer)
+            #expect(try database.statistics().stableCheckpointBytes == 0)
         }
     }
 
