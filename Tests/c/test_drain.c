@@ -11,7 +11,7 @@
  * The unprotected policy must panic in the drop-wins ordering: that is
  * the proof these tests can see the race.  It runs once with a
  * non-aborting handler and once in a forked child with the default
- * handler, which must die of SIGABRT.
+ * handler, which must die of SIGABRT after printing the panic message.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -282,11 +282,6 @@ drop_before_clear(int policy)
 }
 
 /*
- * unprotected_aborts --
- *     With the default handler the unprotected race kills the process, as
- *     it did upstream: run it in a child and expect SIGABRT.
- */
-/*
  * write_during_failed_step_up --
  *     A write waiting for a step-up that then fails must not be
  *     acknowledged: it would land in stable while the undrained ingest
@@ -373,12 +368,21 @@ abort_child(const char *home)
     return 0; /* not reached: the panic aborts */
 }
 
+/*
+ * unprotected_aborts --
+ *     With the default handler the unprotected race kills the process, as
+ *     it did upstream: run it in a child, expect SIGABRT and the panic
+ *     message on the child's stderr.
+ */
 static void
 unprotected_aborts(void)
 {
     struct db db;
+    char err[8192], want[512];
+    size_t n = 0;
+    ssize_t r;
     pid_t pid;
-    int status;
+    int fds[2], status;
 
     printf("  unprotected, default panic handler: the process aborts\n");
     memset(&db, 0, sizeof(db));
@@ -387,14 +391,43 @@ unprotected_aborts(void)
     CHECK_OK(layered_create(db.s, "layered:t", NULL));
     db_close(&db);
     fflush(stdout);
+    CHECK(pipe(fds) == 0);
     if ((pid = fork()) == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
         execl("/proc/self/exe", "test_drain", "--abort-child", db.home,
               (char *)NULL);
         _exit(127);
     }
     CHECK(pid > 0);
+    close(fds[1]);
+    while (n < sizeof(err) - 1 &&
+           (r = read(fds[0], err + n, sizeof(err) - 1 - n)) != 0) {
+        if (r < 0) {
+            CHECK(errno == EINTR);
+            continue;
+        }
+        n += (size_t)r;
+    }
+    err[n] = '\0';
+    close(fds[0]);
     CHECK(waitpid(pid, &status, 0) == pid);
+    /* What the child wrote, for the log. */
+    fprintf(stderr, "%s", err);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    /* The abort is the default panic handler's, for this race: the drop
+     * won, the worker's open found no table.  A failed CHECK aborts too,
+     * with another message. */
+    snprintf(want, sizeof(want),
+             "layered: PANIC: step-up failed: draining layered:t: %s: %s\n",
+             layered_strerror(ENOENT), layered_strerror(ENOENT));
+    if (strstr(err, want) == NULL) {
+        fprintf(stderr, "the child's stderr lacks the panic message \"%.*s\"\n",
+                (int)strlen(want) - 1, want);
+        CHECK(0);
+    }
+    CHECK(strstr(err, "CHECK failed") == NULL);
     tu_rmdir(db.home);
     free(db.home);
 }
