@@ -14,7 +14,9 @@
  * handler, which must die of SIGABRT after printing the panic message.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -290,7 +292,8 @@ drop_before_clear(int policy)
  */
 struct writer {
     pthread_t tid;
-    layered_session *s;
+    layered_cursor *c;
+    _Atomic pid_t ktid; /* set once the writer is about to insert */
     int ret;
 };
 
@@ -298,12 +301,13 @@ static void *
 writer_thread(void *arg)
 {
     struct writer *w = arg;
-    layered_cursor *c;
 
-    if ((w->ret = layered_cursor_open(w->s, "layered:t", &c)) != 0)
-        return NULL;
-    w->ret = layered_cursor_insert(c, "F000000", 7, "late", 4);
-    (void)layered_cursor_close(c);
+    /* A read first: the thread's first call into the library (and its
+     * registration with RCU) is behind it, so the only thing the insert
+     * can block on is the role lock the step-up holds. */
+    CHECK_RET(LAYERED_NOTFOUND, layered_cursor_search(w->c, "none", 4));
+    atomic_store(&w->ktid, tu_gettid());
+    w->ret = layered_cursor_insert(w->c, "F000000", 7, "late", 4);
     return NULL;
 }
 
@@ -313,24 +317,37 @@ write_during_failed_step_up(void)
     struct stepper st;
     struct writer w;
     struct db db;
+    layered_session *ws;
     layered_cursor *c;
     const void *v;
     size_t vlen;
+    pid_t ktid;
 
     printf("  a write waiting for a failing step-up is not acknowledged\n");
     setup(&db, LAYERED_DRAIN_SKIP_MISSING, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
     step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
-    CHECK_OK(layered_session_open(db.conn, &w.s));
+    /* The step-up holds the role lock exclusive now, paused. */
+    memset(&w, 0, sizeof(w));
+    CHECK_OK(layered_session_open(db.conn, &ws));
+    CHECK_OK(layered_cursor_open(ws, "layered:t", &w.c));
     CHECK(pthread_create(&w.tid, NULL, writer_thread, &w) == 0);
-    usleep(50000); /* usually the writer is waiting on the role lock now */
+    while ((ktid = atomic_load(&w.ktid)) == 0)
+        sched_yield();
+    /* The writer is blocked on the role lock: the step-up fails while it
+     * waits. */
+    tu_wait_thread_blocked(ktid, 30000);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "return(EIO)"));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
     step_up_join(&st);
     CHECK(pthread_join(w.tid, NULL) == 0);
     CHECK_RET(LAYERED_PANIC, st.ret);
     CHECK_RET(LAYERED_PANIC, w.ret);
+    /* A write that arrives after the failed step-up is refused too. */
+    CHECK_RET(LAYERED_PANIC,
+              layered_cursor_insert(w.c, "F000001", 7, "later", 5));
+    (void)layered_cursor_close(w.c);
     db_close(&db);
     /* After reopen the row still has its acknowledged value. */
     db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, true);

@@ -6,8 +6,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,5 +148,58 @@ tu_check_size_on_disk(layered_conn *conn, const char *shared_dir,
                 (unsigned long long)LAYERED_CHECKPOINT_SIZE_BUFFER,
                 (unsigned long long)(files + LAYERED_CHECKPOINT_SIZE_BUFFER));
         abort();
+    }
+}
+
+pid_t
+tu_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Is the thread asleep in a futex wait?  The syscall file of a blocked
+ * thread reads "NR ARG0 ARG1 ...", of a running one "running". */
+static bool
+thread_in_futex_wait(pid_t tid)
+{
+    char path[64], buf[256], state = '?';
+    long nr = -1;
+    unsigned long uaddr, op;
+    FILE *f;
+    bool in_wait;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        char *p = strrchr(buf, ')');
+        if (p != NULL && p[1] == ' ')
+            state = p[2];
+    }
+    fclose(f);
+    if (state != 'S')
+        return false;
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+    CHECK((f = fopen(path, "r")) != NULL);
+    in_wait = fscanf(f, "%ld 0x%lx 0x%lx", &nr, &uaddr, &op) == 3 &&
+              nr == SYS_futex &&
+              ((op & FUTEX_CMD_MASK) == FUTEX_WAIT ||
+               (op & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET);
+    fclose(f);
+    return in_wait;
+}
+
+void
+tu_wait_thread_blocked(pid_t tid, int timeout_ms)
+{
+    uint64_t deadline = tu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    while (!thread_in_futex_wait(tid)) {
+        if (tu_now_ns() > deadline) {
+            fprintf(stderr, "thread %d did not block within %d ms\n",
+                    (int)tid, timeout_ms);
+            abort();
+        }
+        sched_yield();
     }
 }
