@@ -209,9 +209,24 @@ import Testing
         try await withDatabase { database, _ in
             let table = try database.createTable("t")
             for i in 0..<10 { try table.put("k\(i)", "v") }
-            try database.setFailpoint("drain.before_clear", "sleep(100)")
+            // The drain is held before its clear until a progress report has come in.
+            try database.setFailpoint("drain.before_clear", "pause")
             let reports = Mutex<[StepUpProgress]>([])
-            let report = try await database.stepUp { progress in reports.withLock { $0.append(progress) } }
+            let (updates, continuation) = AsyncStream.makeStream(of: StepUpProgress.self)
+            let stepUp = Task {
+                try await database.stepUp { progress in
+                    reports.withLock { $0.append(progress) }
+                    continuation.yield(progress)
+                }
+            }
+            try await database.waitForFailpoint("drain.before_clear")
+            let during = await firstElement(of: updates, timeout: .seconds(30))
+            #expect(during != nil, "no progress report while the drain was held")
+            #expect(during?.isFinished == false)
+            #expect(during?.tablesDrained == 0)
+            try database.setFailpoint("drain.before_clear", "off")
+            let report = try await stepUp.value
+            continuation.finish()
             let seen = reports.withLock { $0 }
             #expect(seen.count >= 2)
             #expect(seen.dropLast().allSatisfy { !$0.isFinished })

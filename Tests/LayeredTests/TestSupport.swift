@@ -59,3 +59,22 @@ func stableFilesBytes(home: URL) throws -> UInt64 {
     }
     return total
 }
+
+/// The first element of a stream, or `nil` if none comes within `timeout`.
+func firstElement<Element: Sendable>(
+    of stream: AsyncStream<Element>, timeout: Duration
+) async -> Element? {
+    await withTaskGroup(of: Element?.self) { group in
+        group.addTask {
+            var iterator = stream.makeAsyncIterator()
+            return await iterator.next()
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
