@@ -284,6 +284,51 @@ drop_before_clear(int policy)
 }
 
 /*
+ * read_lock_finds_dead --
+ *     READ_LOCK's own ordering: the worker has pinned the ingest handle
+ *     (drain.before_read_lock) but not yet taken its read lock; a drop then
+ *     wins (nothing holds the table), and the worker, once it has the read
+ *     lock, finds the handle DEAD and skips the table.  Needs the engine's
+ *     drain.before_read_lock failpoint: without it the wait below times
+ *     out.
+ */
+static void
+read_lock_finds_dead(void)
+{
+    const char *fp = "drain.before_read_lock";
+    layered_conn_stats cs;
+    struct stepper st;
+    struct db db;
+    int ret, state;
+
+    printf("  read-lock, drop wins after the pin, before the read lock "
+           "(%s)\n", fp);
+    setup(&db, LAYERED_DRAIN_READ_LOCK, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "pause"));
+    step_up_start(&st, db.conn);
+    if ((ret = layered_failpoint_wait(db.conn, fp, 30000)) != 0) {
+        fprintf(stderr, "no drain worker reached %s (%s): the engine "
+                "lacks the failpoint\n", fp, layered_strerror(ret));
+        CHECK_OK(ret);
+    }
+    /* The worker holds a pin, no lock: the drop must win. */
+    CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_RET(ENOENT, layered_table_state(db.s, "layered:t", &state));
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "off"));
+    step_up_join(&st);
+    CHECK_OK(st.ret);
+    CHECK(db.panics == 0);
+    CHECK(st.ds.tables_queued == 1);
+    CHECK(st.ds.tables_skipped == 1 && st.ds.tables_drained == 0);
+    CHECK(st.ds.rows == 0 && st.ds.busy_drops == 0);
+    CHECK_OK(layered_stats(db.conn, &cs));
+    CHECK(!cs.panicked && cs.role == LAYERED_ROLE_LEADER);
+    CHECK(cs.tables_skipped == 1 && cs.tables_drained == 0);
+    CHECK(cs.step_ups == 1 && cs.tables == 0);
+    teardown(&db, true);
+}
+
+/*
  * write_during_failed_step_up --
  *     A write waiting for a step-up that then fails must not be
  *     acknowledged: it would land in stable while the undrained ingest
@@ -550,19 +595,23 @@ random_drops(int policy, uint64_t seed)
  * few_descriptors --
  *     A step-up over many more tables than the process may have files
  *     open: queued tables hold no descriptor, batches stay within the
- *     budget, idle handles are closed.  Runs last: it lowers the limit.
+ *     budget, idle handles are closed.  Lowers the soft limit and puts it
+ *     back afterwards.
  */
 static void
 few_descriptors(void)
 {
     enum { NT = 300 };
-    struct rlimit rl = {96, 96};
+    struct rlimit rl, saved;
     struct db db;
     layered_drain_stats ds;
     char uri[64];
     int i;
 
     printf("  %d tables drained with a 96-descriptor limit\n", NT);
+    CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rl = saved;
+    rl.rlim_cur = 96;
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
     memset(&db, 0, sizeof(db));
     db.home = tu_mkdtemp("drain-fds");
@@ -581,6 +630,7 @@ few_descriptors(void)
     db_close(&db);
     tu_rmdir(db.home);
     free(db.home);
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
 }
 
 int
@@ -589,6 +639,7 @@ main(int argc, char *argv[])
     uint64_t seed;
     int p;
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a failed CHECK keeps the log */
     if (argc == 3 && strcmp(argv[1], "--abort-child") == 0)
         return abort_child(argv[2]);
     seed = tu_seed("test_drain");
@@ -606,6 +657,9 @@ main(int argc, char *argv[])
         random_drops(p, seed);
     }
     few_descriptors();
+    /* Last: it needs a failpoint the engine is gaining
+     * (drain.before_read_lock). */
+    read_lock_finds_dead();
     printf("test_drain: ok\n");
     return 0;
 }
