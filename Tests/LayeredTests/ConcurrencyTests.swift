@@ -14,6 +14,10 @@ import Testing
             let tasks = 100
             let rounds = 40
             let dropRetries = Counter()
+            // The step-up starts once a quarter of the writes are done, so it runs among them;
+            // the drops start once the step-up has queued its tables, so they race the drain.
+            let writesUnderWay = Gate(count: tasks * rounds / 4)
+            try database.setFailpoint("drain.queued", "sleep(0)")
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for task in 0..<tasks {
@@ -22,6 +26,7 @@ import Testing
                             let key = "task\(task)-\(round)"
                             let table = kept[(task + round) % kept.count]
                             try table.put(key, key)
+                            writesUnderWay.arrive()
                             #expect(try table.get(key, as: String.self) == key)
                             #expect(try table.get("seed", as: String.self) == "seed")
 
@@ -37,21 +42,22 @@ import Testing
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: .milliseconds(20))
+                    await writesUnderWay.wait()
                     let report = try await database.stepUp()
                     #expect(report.tablesQueued >= UInt64(kept.count))
                     #expect(report.tablesDrained + report.tablesSkipped == report.tablesQueued)
                 }
                 group.addTask {
+                    try await database.waitForFailpoint("drain.queued")
                     for table in doomed {
-                        try await Task.sleep(for: .milliseconds(5))
+                        await Task.yield()
                         while true {
                             do {
                                 try table.drop(force: true)
                                 break
                             } catch LayeredError.EBUSY {
                                 dropRetries.increment()
-                                try await Task.sleep(for: .milliseconds(1))
+                                await Task.yield()
                             }
                         }
                     }
@@ -91,6 +97,35 @@ import Testing
                 }
                 for try await count in group { #expect(count == 100) }
             }
+        }
+    }
+}
+
+/// Opens once ``arrive()`` has been called `count` times; ``wait()`` returns once it is open.
+private final class Gate: Sendable {
+    private let state: Mutex<(remaining: Int, waiters: [CheckedContinuation<Void, Never>])>
+
+    init(count: Int) { state = Mutex((remaining: count, waiters: [])) }
+
+    func arrive() {
+        let opened = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.remaining > 0 else { return [] }
+            state.remaining -= 1
+            guard state.remaining == 0 else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in opened { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let open = state.withLock { state -> Bool in
+                if state.remaining == 0 { return true }
+                state.waiters.append(waiter)
+                return false
+            }
+            if open { waiter.resume() }
         }
     }
 }

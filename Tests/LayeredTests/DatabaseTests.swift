@@ -209,9 +209,24 @@ import Testing
         try await withDatabase { database, _ in
             let table = try database.createTable("t")
             for i in 0..<10 { try table.put("k\(i)", "v") }
-            try database.setFailpoint("drain.before_clear", "sleep(100)")
+            // The drain is held before its clear until a progress report has come in.
+            try database.setFailpoint("drain.before_clear", "pause")
             let reports = Mutex<[StepUpProgress]>([])
-            let report = try await database.stepUp { progress in reports.withLock { $0.append(progress) } }
+            let (updates, continuation) = AsyncStream.makeStream(of: StepUpProgress.self)
+            let stepUp = Task {
+                try await database.stepUp { progress in
+                    reports.withLock { $0.append(progress) }
+                    continuation.yield(progress)
+                }
+            }
+            try await database.waitForFailpoint("drain.before_clear")
+            let during = await firstElement(of: updates, timeout: .seconds(30))
+            #expect(during != nil, "no progress report while the drain was held")
+            #expect(during?.isFinished == false)
+            #expect(during?.tablesDrained == 0)
+            try database.setFailpoint("drain.before_clear", "off")
+            let report = try await stepUp.value
+            continuation.finish()
             let seen = reports.withLock { $0 }
             #expect(seen.count >= 2)
             #expect(seen.dropLast().allSatisfy { !$0.isFinished })
@@ -229,19 +244,30 @@ import Testing
         }
     }
 
+    /// After a checkpoint the size is that of the stable files on disk, plus the buffer; with
+    /// every table dropped, the buffer alone.
     @Test func checkpointPublishesTheDatabaseSize() async throws {
-        try await withDatabase(Configuration(role: .leader)) { database, _ in
+        try await withDatabase(Configuration(role: .leader)) { database, home in
             let buffer = Statistics.checkpointSizeBuffer
             #expect(buffer == 1024 * 1024)
             #expect(try database.statistics().databaseSize == buffer)
             let table = try database.createTable("t")
             for i in 0..<100 { try table.put("key\(i)", [UInt8](repeating: 7, count: 1000)) }
             #expect(try database.statistics().databaseSize == buffer)
+            #expect(try stableFilesBytes(home: home) >= 100_000)
             try database.checkpoint()
             let statistics = try database.statistics()
+            let onDisk = try stableFilesBytes(home: home)
             #expect(statistics.checkpoints == 1)
             #expect(statistics.stableCheckpointBytes >= 100_000)
-            #expect(statistics.databaseSize == buffer + statistics.stableCheckpointBytes)
+            #expect(statistics.stableCheckpointBytes == onDisk)
+            #expect(statistics.databaseSize == buffer + onDisk)
+
+            try database.dropTable("t")
+            try database.checkpoint()
+            #expect(try stableFilesBytes(home: home) == 0)
+            #expect(try database.statistics().databaseSize == buffer)
+            #expect(try database.statistics().stableCheckpointBytes == 0)
         }
     }
 

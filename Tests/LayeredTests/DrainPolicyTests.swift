@@ -2,57 +2,107 @@ import Foundation
 import Testing
 @testable import Layered
 
-/// How each drain policy meets a forced drop that arrives while a drain worker is paused after
-/// dequeuing the table, before it takes any lock.
+/// How each drain policy meets a forced drop (no checkpoint wait) of a table the step-up is
+/// draining, in both orderings of the README's table: the drop lands before the worker opens the
+/// table, or while the worker copies it.  Every ordering is forced with a paused failpoint.
 @Suite struct DrainPolicyTests {
-    @Test func skipMissingSkipsTheDroppedTable() async throws {
-        let report = try await raceDrop(policy: .skipMissing, expectDrop: nil)
-        #expect(report.tablesSkipped == 1)
-        #expect(report.tablesDrained == 1)
+    /// The drop lands after the step-up queued the table and before the worker opened it (under
+    /// queue-scan while the item is still queued, the ordering that policy is about).  The drop
+    /// succeeds under every policy; the three fixed ones skip the table, the unprotected one
+    /// panics.
+    @Test(arguments: DrainPolicy.allCases)
+    func dropBeforeTheWorkerOpensTheTable(policy: DrainPolicy) async throws {
+        let failpoint = policy == .queueScan ? "drain.queued" : "drain.before_lock"
+        try await raceDrop(policy: policy, at: failpoint) { dropError, result, database in
+            #expect(dropError == nil)
+            switch policy {
+            case .unprotected:
+                guard case .failure(LayeredError.panic(let message)) = result else {
+                    Issue.record("the step-up should have panicked, not \(result)")
+                    return
+                }
+                #expect(message.contains("step-up failed: draining layered:a"))
+                #expect(try database.statistics().isPanicked)
+                #expect(throws: LayeredError.panic(message)) { try database.tables() }
+            case .skipMissing, .readLock, .queueScan:
+                let report = try result.get()
+                #expect(report.tablesQueued == 2)
+                #expect(report.tablesSkipped == 1)
+                #expect(report.tablesDrained == 1)
+                #expect(report.rows == 10)
+                #expect(report.busyDrops == 0)
+                #expect(try !database.statistics().isPanicked)
+            }
+        }
     }
 
-    @Test func readLockSkipsATableDroppedBeforeTheLock() async throws {
-        let report = try await raceDrop(policy: .readLock, expectDrop: nil)
-        #expect(report.tablesSkipped == 1)
+    /// The drop lands while the worker copies the table: every policy refuses it (`EBUSY`, the
+    /// copy holds the table's read lock), the step-up drains both tables, and the drop succeeds
+    /// when retried after it.
+    @Test(arguments: DrainPolicy.allCases)
+    func dropWhileTheWorkerCopies(policy: DrainPolicy) async throws {
+        try await raceDrop(policy: policy, at: "drain.copy") { dropError, result, database in
+            #expect(dropError == .EBUSY)
+            let report = try result.get()
+            #expect(report.tablesQueued == 2)
+            #expect(report.tablesSkipped == 0)
+            #expect(report.tablesDrained == 2)
+            #expect(report.rows == 20)
+            #expect(report.busyDrops == 1)
+            #expect(try !database.statistics().isPanicked)
+        }
     }
 
+    /// Queue-scan's other ordering: the worker has taken the item (it is in flight) but not yet
+    /// opened the table; the drop is refused and the drain goes on.
     @Test func queueScanRefusesToDropATableInFlight() async throws {
-        let report = try await raceDrop(policy: .queueScan, expectDrop: .EBUSY)
-        #expect(report.tablesSkipped == 0)
-        #expect(report.tablesDrained == 2)
+        try await raceDrop(policy: .queueScan, at: "drain.before_lock") { dropError, result, _ in
+            #expect(dropError == .EBUSY)
+            let report = try result.get()
+            #expect(report.tablesSkipped == 0)
+            #expect(report.tablesDrained == 2)
+            #expect(report.busyDrops == 1)
+        }
     }
 
-    /// Two tables with rows, one drain thread; the step-up pauses before the first table's
-    /// lock, the first table is dropped (force, no checkpoint wait), and the drain resumes.
-    private func raceDrop(policy: DrainPolicy, expectDrop: LayeredError?) async throws -> StepUpReport {
+    /// Two tables with rows, one drain thread (so "a" is drained first); the step-up pauses at
+    /// `failpoint`, "a" is dropped (force, no checkpoint wait), the drain resumes.  `check` sees
+    /// the drop's error, the step-up's outcome and the database.  Afterwards, unless the database
+    /// panicked: it is leader, "b" has its rows, a refused drop of "a" left "a" whole and
+    /// succeeds when retried, and only "b" is left.
+    private func raceDrop(
+        policy: DrainPolicy, at failpoint: String,
+        _ check: (LayeredError?, Result<StepUpReport, any Error>, Database) throws -> Void
+    ) async throws {
         let configuration = Configuration(drainThreads: 1, drainPolicy: policy)
-        return try await withDatabase(configuration) { database, _ in
+        try await withDatabase(configuration) { database, _ in
             let first = try database.createTable("a")
             let second = try database.createTable("b")
             for i in 0..<10 {
                 try first.put("k\(i)", "a")
                 try second.put("k\(i)", "b")
             }
-            try database.setFailpoint("drain.before_lock", "pause")
+            try database.setFailpoint(failpoint, "pause")
             let stepUp = Task { try await database.stepUp() }
-            try await database.waitForFailpoint("drain.before_lock")
+            try await database.waitForFailpoint(failpoint)
             var dropError: LayeredError?
             do {
                 try database.dropTable("a", force: true)
             } catch let error as LayeredError {
                 dropError = error
             }
-            try database.setFailpoint("drain.before_lock", "off")
-            let report = try await stepUp.value
+            try database.setFailpoint(failpoint, "off")
+            let result = await stepUp.result
 
-            #expect(dropError == expectDrop)
+            try check(dropError, result, database)
+            if try database.statistics().isPanicked { return }
             #expect(try database.role == .leader)
             #expect(try second.get("k3", as: String.self) == "b")
             if dropError != nil {
+                #expect(try first.get("k3", as: String.self) == "a")
                 try first.drop()
             }
             #expect(try database.tables().map(\.name) == ["b"])
-            return report
         }
     }
 }

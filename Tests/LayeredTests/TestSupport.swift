@@ -1,5 +1,6 @@
 import Foundation
 import Layered
+import Testing
 
 /// Runs `body` with a new, empty directory that is removed afterwards.  The database home is a
 /// directory inside it, so tests can also see what happens when the home is missing.
@@ -41,4 +42,39 @@ func strings(_ entries: some Sequence<(key: [UInt8], value: [UInt8])>) -> [Strin
         result[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
     }
     return result
+}
+
+/// The sum of the sizes of the `*.stable` files in a database's shared directory (`<home>/shared`,
+/// the default), as the file system reports them: what ``Statistics/databaseSize`` must count
+/// after a checkpoint, computed without the database.
+func stableFilesBytes(home: URL) throws -> UInt64 {
+    let shared = home.appendingPathComponent("shared")
+    var total: UInt64 = 0
+    for name in try FileManager.default.contentsOfDirectory(atPath: shared.path)
+    where name.hasSuffix(".stable") && name != ".stable" {
+        let attributes = try FileManager.default.attributesOfItem(
+            atPath: shared.appendingPathComponent(name).path)
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+        total += try #require((attributes[.size] as? NSNumber)?.uint64Value)
+    }
+    return total
+}
+
+/// The first element of a stream, or `nil` if none comes within `timeout`.
+func firstElement<Element: Sendable>(
+    of stream: AsyncStream<Element>, timeout: Duration
+) async -> Element? {
+    await withTaskGroup(of: Element?.self) { group in
+        group.addTask {
+            var iterator = stream.makeAsyncIterator()
+            return await iterator.next()
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
 }

@@ -11,10 +11,12 @@
  * The unprotected policy must panic in the drop-wins ordering: that is
  * the proof these tests can see the race.  It runs once with a
  * non-aborting handler and once in a forked child with the default
- * handler, which must die of SIGABRT.
+ * handler, which must die of SIGABRT after printing the panic message.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -118,21 +120,24 @@ setup(struct db *db, int policy, int ingest_rows)
     tu_insert_rows(db->s, "layered:t", "F", ingest_rows);
 }
 
-/* After a scenario: size invariant, and the dropped table stays gone. */
+/* After a scenario: database_size is what the stable files on disk hold
+ * (nothing, once the table is dropped), and the dropped table stays
+ * gone. */
 static void
 teardown(struct db *db, bool dropped)
 {
     layered_conn_stats st;
+    char *shared;
     int state;
 
+    CHECK(asprintf(&shared, "%s/shared", db->home) > 0);
     if (db->panics == 0) {
-        CHECK_OK(layered_stats(db->conn, &st));
-        CHECK(st.database_size >= LAYERED_CHECKPOINT_SIZE_BUFFER);
         CHECK_OK(layered_checkpoint(db->s));
-        CHECK_OK(layered_stats(db->conn, &st));
-        CHECK(st.database_size >= LAYERED_CHECKPOINT_SIZE_BUFFER);
-        CHECK(st.database_size ==
-              st.stable_checkpoint_bytes + LAYERED_CHECKPOINT_SIZE_BUFFER);
+        TU_CHECK_SIZE_ON_DISK(db->conn, shared);
+        if (dropped) {
+            CHECK_OK(layered_stats(db->conn, &st));
+            CHECK(st.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+        }
     }
     db_close(db);
     db_open(db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, true);
@@ -140,12 +145,16 @@ teardown(struct db *db, bool dropped)
         CHECK_RET(ENOENT, layered_table_state(db->s, "layered:t", &state));
         CHECK_OK(layered_step_up(db->conn, NULL));
         CHECK_RET(ENOENT, layered_table_state(db->s, "layered:t", &state));
+        CHECK_OK(layered_checkpoint(db->s));
+        CHECK(tu_stable_files_bytes(shared) == 0);
+        TU_CHECK_SIZE_ON_DISK(db->conn, shared);
     } else {
         CHECK_OK(layered_table_state(db->s, "layered:t", &state));
         CHECK(tu_count_rows(db->s, "layered:t") == 200);
     }
     db_close(db);
     tu_rmdir(db->home);
+    free(shared);
     free(db->home);
 }
 
@@ -275,10 +284,50 @@ drop_before_clear(int policy)
 }
 
 /*
- * unprotected_aborts --
- *     With the default handler the unprotected race kills the process, as
- *     it did upstream: run it in a child and expect SIGABRT.
+ * read_lock_finds_dead --
+ *     READ_LOCK's own ordering: the worker has pinned the ingest handle
+ *     (drain.before_read_lock) but not yet taken its read lock; a drop then
+ *     wins (nothing holds the table), and the worker, once it has the read
+ *     lock, finds the handle DEAD and skips the table.  Needs the engine's
+ *     drain.before_read_lock failpoint: without it the wait below times
+ *     out.
  */
+static void
+read_lock_finds_dead(void)
+{
+    const char *fp = "drain.before_read_lock";
+    layered_conn_stats cs;
+    struct stepper st;
+    struct db db;
+    int ret, state;
+
+    printf("  read-lock, drop wins after the pin, before the read lock "
+           "(%s)\n", fp);
+    setup(&db, LAYERED_DRAIN_READ_LOCK, 100);
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "pause"));
+    step_up_start(&st, db.conn);
+    if ((ret = layered_failpoint_wait(db.conn, fp, 30000)) != 0) {
+        fprintf(stderr, "no drain worker reached %s (%s): the engine "
+                "lacks the failpoint\n", fp, layered_strerror(ret));
+        CHECK_OK(ret);
+    }
+    /* The worker holds a pin, no lock: the drop must win. */
+    CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
+    CHECK_RET(ENOENT, layered_table_state(db.s, "layered:t", &state));
+    CHECK_OK(layered_failpoint_set(db.conn, fp, "off"));
+    step_up_join(&st);
+    CHECK_OK(st.ret);
+    CHECK(db.panics == 0);
+    CHECK(st.ds.tables_queued == 1);
+    CHECK(st.ds.tables_skipped == 1 && st.ds.tables_drained == 0);
+    CHECK(st.ds.rows == 0 && st.ds.busy_drops == 0);
+    CHECK_OK(layered_stats(db.conn, &cs));
+    CHECK(!cs.panicked && cs.role == LAYERED_ROLE_LEADER);
+    CHECK(cs.tables_skipped == 1 && cs.tables_drained == 0);
+    CHECK(cs.step_ups == 1 && cs.tables == 0);
+    teardown(&db, true);
+}
+
 /*
  * write_during_failed_step_up --
  *     A write waiting for a step-up that then fails must not be
@@ -288,7 +337,8 @@ drop_before_clear(int policy)
  */
 struct writer {
     pthread_t tid;
-    layered_session *s;
+    layered_cursor *c;
+    _Atomic pid_t ktid; /* set once the writer is about to insert */
     int ret;
 };
 
@@ -296,12 +346,13 @@ static void *
 writer_thread(void *arg)
 {
     struct writer *w = arg;
-    layered_cursor *c;
 
-    if ((w->ret = layered_cursor_open(w->s, "layered:t", &c)) != 0)
-        return NULL;
-    w->ret = layered_cursor_insert(c, "F000000", 7, "late", 4);
-    (void)layered_cursor_close(c);
+    /* A read first: the thread's first call into the library (and its
+     * registration with RCU) is behind it, so the only thing the insert
+     * can block on is the role lock the step-up holds. */
+    CHECK_RET(LAYERED_NOTFOUND, layered_cursor_search(w->c, "none", 4));
+    atomic_store(&w->ktid, tu_gettid());
+    w->ret = layered_cursor_insert(w->c, "F000000", 7, "late", 4);
     return NULL;
 }
 
@@ -311,24 +362,37 @@ write_during_failed_step_up(void)
     struct stepper st;
     struct writer w;
     struct db db;
+    layered_session *ws;
     layered_cursor *c;
     const void *v;
     size_t vlen;
+    pid_t ktid;
 
     printf("  a write waiting for a failing step-up is not acknowledged\n");
     setup(&db, LAYERED_DRAIN_SKIP_MISSING, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
     step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
-    CHECK_OK(layered_session_open(db.conn, &w.s));
+    /* The step-up holds the role lock exclusive now, paused. */
+    memset(&w, 0, sizeof(w));
+    CHECK_OK(layered_session_open(db.conn, &ws));
+    CHECK_OK(layered_cursor_open(ws, "layered:t", &w.c));
     CHECK(pthread_create(&w.tid, NULL, writer_thread, &w) == 0);
-    usleep(50000); /* usually the writer is waiting on the role lock now */
+    while ((ktid = atomic_load(&w.ktid)) == 0)
+        sched_yield();
+    /* The writer is blocked on the role lock: the step-up fails while it
+     * waits. */
+    tu_wait_thread_blocked(ktid, 30000);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "return(EIO)"));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
     step_up_join(&st);
     CHECK(pthread_join(w.tid, NULL) == 0);
     CHECK_RET(LAYERED_PANIC, st.ret);
     CHECK_RET(LAYERED_PANIC, w.ret);
+    /* A write that arrives after the failed step-up is refused too. */
+    CHECK_RET(LAYERED_PANIC,
+              layered_cursor_insert(w.c, "F000001", 7, "later", 5));
+    (void)layered_cursor_close(w.c);
     db_close(&db);
     /* After reopen the row still has its acknowledged value. */
     db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_SKIP_MISSING, true);
@@ -366,12 +430,21 @@ abort_child(const char *home)
     return 0; /* not reached: the panic aborts */
 }
 
+/*
+ * unprotected_aborts --
+ *     With the default handler the unprotected race kills the process, as
+ *     it did upstream: run it in a child, expect SIGABRT and the panic
+ *     message on the child's stderr.
+ */
 static void
 unprotected_aborts(void)
 {
     struct db db;
+    char err[8192], want[512];
+    size_t n = 0;
+    ssize_t r;
     pid_t pid;
-    int status;
+    int fds[2], status;
 
     printf("  unprotected, default panic handler: the process aborts\n");
     memset(&db, 0, sizeof(db));
@@ -380,14 +453,43 @@ unprotected_aborts(void)
     CHECK_OK(layered_create(db.s, "layered:t", NULL));
     db_close(&db);
     fflush(stdout);
+    CHECK(pipe(fds) == 0);
     if ((pid = fork()) == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
         execl("/proc/self/exe", "test_drain", "--abort-child", db.home,
               (char *)NULL);
         _exit(127);
     }
     CHECK(pid > 0);
+    close(fds[1]);
+    while (n < sizeof(err) - 1 &&
+           (r = read(fds[0], err + n, sizeof(err) - 1 - n)) != 0) {
+        if (r < 0) {
+            CHECK(errno == EINTR);
+            continue;
+        }
+        n += (size_t)r;
+    }
+    err[n] = '\0';
+    close(fds[0]);
     CHECK(waitpid(pid, &status, 0) == pid);
+    /* What the child wrote, for the log. */
+    fprintf(stderr, "%s", err);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    /* The abort is the default panic handler's, for this race: the drop
+     * won, the worker's open found no table.  A failed CHECK aborts too,
+     * with another message. */
+    snprintf(want, sizeof(want),
+             "layered: PANIC: step-up failed: draining layered:t: %s: %s\n",
+             layered_strerror(ENOENT), layered_strerror(ENOENT));
+    if (strstr(err, want) == NULL) {
+        fprintf(stderr, "the child's stderr lacks the panic message \"%.*s\"\n",
+                (int)strlen(want) - 1, want);
+        CHECK(0);
+    }
+    CHECK(strstr(err, "CHECK failed") == NULL);
     tu_rmdir(db.home);
     free(db.home);
 }
@@ -475,8 +577,13 @@ random_drops(int policy, uint64_t seed)
         CHECK_OK(layered_checkpoint(db.s));
         {
             layered_conn_stats cs;
+            char *shared;
             CHECK_OK(layered_stats(db.conn, &cs));
             CHECK(cs.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+            CHECK(asprintf(&shared, "%s/shared", db.home) > 0);
+            CHECK(tu_stable_files_bytes(shared) == 0);
+            TU_CHECK_SIZE_ON_DISK(db.conn, shared);
+            free(shared);
         }
         db_close(&db);
         tu_rmdir(db.home);
@@ -488,19 +595,23 @@ random_drops(int policy, uint64_t seed)
  * few_descriptors --
  *     A step-up over many more tables than the process may have files
  *     open: queued tables hold no descriptor, batches stay within the
- *     budget, idle handles are closed.  Runs last: it lowers the limit.
+ *     budget, idle handles are closed.  Lowers the soft limit and puts it
+ *     back afterwards.
  */
 static void
 few_descriptors(void)
 {
     enum { NT = 300 };
-    struct rlimit rl = {96, 96};
+    struct rlimit rl, saved;
     struct db db;
     layered_drain_stats ds;
     char uri[64];
     int i;
 
     printf("  %d tables drained with a 96-descriptor limit\n", NT);
+    CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rl = saved;
+    rl.rlim_cur = 96;
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
     memset(&db, 0, sizeof(db));
     db.home = tu_mkdtemp("drain-fds");
@@ -519,6 +630,7 @@ few_descriptors(void)
     db_close(&db);
     tu_rmdir(db.home);
     free(db.home);
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
 }
 
 int
@@ -527,6 +639,7 @@ main(int argc, char *argv[])
     uint64_t seed;
     int p;
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a failed CHECK keeps the log */
     if (argc == 3 && strcmp(argv[1], "--abort-child") == 0)
         return abort_child(argv[2]);
     seed = tu_seed("test_drain");
@@ -544,6 +657,9 @@ main(int argc, char *argv[])
         random_drops(p, seed);
     }
     few_descriptors();
+    /* Last: it needs a failpoint the engine is gaining
+     * (drain.before_read_lock). */
+    read_lock_finds_dead();
     printf("test_drain: ok\n");
     return 0;
 }

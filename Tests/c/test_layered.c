@@ -348,23 +348,28 @@ count_cb(void *arg, const char *name, int state)
 static void
 test_checkpoint_size(void)
 {
-    char *home = tu_mkdtemp("size");
+    char *home = tu_mkdtemp("size"), *shared;
     layered_conn *conn = open_db(home, LAYERED_ROLE_FOLLOWER);
     layered_session *s;
     layered_cursor *c;
     layered_conn_stats st;
+    uint64_t published;
     char k[32], v[100];
     int i, n = 0;
 
+    CHECK(asprintf(&shared, "%s/shared", home) > 0);
     /* A follower that never checkpointed: the buffer, never less. */
     CHECK_OK(layered_stats(conn, &st));
     CHECK(st.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+    CHECK(tu_stable_files_bytes(shared) == 0);
     CHECK_OK(layered_session_open(conn, &s));
     CHECK_OK(layered_create(s, "layered:a", NULL));
     CHECK_OK(layered_create(s, "layered:b", NULL));
     CHECK_OK(layered_list_tables(s, count_cb, &n));
     CHECK(n == 2);
     CHECK_OK(layered_step_up(conn, NULL));
+    CHECK_OK(layered_stats(conn, &st));
+    published = st.database_size;
     CHECK_OK(layered_cursor_open(s, "layered:a", &c));
     memset(v, 'x', sizeof(v));
     for (i = 0; i < 1000; i++) {
@@ -372,30 +377,35 @@ test_checkpoint_size(void)
         CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, sizeof(v)));
     }
     CHECK_OK(layered_cursor_close(c));
-    /* Not published before the checkpoint... */
+    /* Not published before the checkpoint, though the file grew... */
     CHECK_OK(layered_stats(conn, &st));
     CHECK(st.database_size - LAYERED_CHECKPOINT_SIZE_BUFFER < 1000 * 100);
+    CHECK(st.database_size == published);
+    CHECK(tu_stable_files_bytes(shared) >= 1000 * 100);
+    /* ...and after it, the stable files as they are on disk. */
     CHECK_OK(layered_checkpoint(s));
     CHECK_OK(layered_stats(conn, &st));
     CHECK(st.stable_checkpoint_bytes >= 1000 * 100);
-    CHECK(st.database_size ==
-          st.stable_checkpoint_bytes + LAYERED_CHECKPOINT_SIZE_BUFFER);
+    TU_CHECK_SIZE_ON_DISK(conn, shared);
     CHECK(st.checkpoints == 1 && st.tables == 2);
-    /* Dropping the big table brings it back down, never below the
-     * buffer. */
+    /* Dropping the big table brings it back down, to what is left on
+     * disk. */
     CHECK_OK(layered_drop(s, "layered:a", LAYERED_DROP_FORCE));
     CHECK_OK(layered_checkpoint(s));
     CHECK_OK(layered_stats(conn, &st));
-    CHECK(st.database_size >= LAYERED_CHECKPOINT_SIZE_BUFFER);
+    TU_CHECK_SIZE_ON_DISK(conn, shared);
     CHECK(st.stable_checkpoint_bytes < 1000);
     CHECK_OK(layered_drop(s, "layered:b", LAYERED_DROP_FORCE));
     CHECK_OK(layered_checkpoint(s));
     CHECK_OK(layered_stats(conn, &st));
     CHECK(st.database_size == LAYERED_CHECKPOINT_SIZE_BUFFER);
+    CHECK(tu_stable_files_bytes(shared) == 0);
+    TU_CHECK_SIZE_ON_DISK(conn, shared);
     CHECK(st.tables == 0);
     CHECK_OK(layered_session_close(s));
     CHECK_OK(layered_close(conn));
     tu_rmdir(home);
+    free(shared);
     free(home);
 }
 
@@ -426,6 +436,13 @@ test_compaction(void)
     CHECK_OK(layered_stats(conn, &st));
     CHECK(st.compactions >= 1);
     CHECK(st.stable_checkpoint_bytes < 2 * 2000 * (200 + 64));
+    /* The size published is that of the compacted file. */
+    {
+        char *shared;
+        CHECK(asprintf(&shared, "%s/shared", home) > 0);
+        TU_CHECK_SIZE_ON_DISK(conn, shared);
+        free(shared);
+    }
     CHECK_OK(layered_cursor_open(s, "layered:c", &c));
     for (i = 0; i < 2000; i++) {
         const void *val;

@@ -3,8 +3,14 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,4 +102,104 @@ tu_count_rows(layered_session *s, const char *uri)
     CHECK_RET(LAYERED_NOTFOUND, ret);
     CHECK_OK(layered_cursor_close(c));
     return n;
+}
+
+uint64_t
+tu_stable_files_bytes(const char *shared_dir)
+{
+    static const char suffix[] = ".stable";
+    struct dirent *e;
+    struct stat st;
+    uint64_t sum = 0;
+    size_t n;
+    DIR *d;
+
+    CHECK((d = opendir(shared_dir)) != NULL);
+    while ((e = readdir(d)) != NULL) {
+        n = strlen(e->d_name);
+        if (n <= sizeof(suffix) - 1 ||
+            strcmp(e->d_name + n - (sizeof(suffix) - 1), suffix) != 0)
+            continue;
+        CHECK(fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0);
+        CHECK(S_ISREG(st.st_mode));
+        sum += (uint64_t)st.st_size;
+    }
+    CHECK(closedir(d) == 0);
+    return sum;
+}
+
+void
+tu_check_size_on_disk(layered_conn *conn, const char *shared_dir,
+                      const char *file, int line)
+{
+    layered_conn_stats st;
+    uint64_t files = tu_stable_files_bytes(shared_dir);
+
+    CHECK_OK(layered_stats(conn, &st));
+    if (st.database_size != files + LAYERED_CHECKPOINT_SIZE_BUFFER ||
+        st.stable_checkpoint_bytes != files) {
+        fprintf(stderr,
+                "%s:%d: database_size %llu, stable_checkpoint_bytes %llu; "
+                "the *.stable files in %s hold %llu bytes (+ buffer %llu "
+                "= %llu)\n",
+                file, line, (unsigned long long)st.database_size,
+                (unsigned long long)st.stable_checkpoint_bytes, shared_dir,
+                (unsigned long long)files,
+                (unsigned long long)LAYERED_CHECKPOINT_SIZE_BUFFER,
+                (unsigned long long)(files + LAYERED_CHECKPOINT_SIZE_BUFFER));
+        abort();
+    }
+}
+
+pid_t
+tu_gettid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Is the thread asleep in a futex wait?  The syscall file of a blocked
+ * thread reads "NR ARG0 ARG1 ...", of a running one "running". */
+static bool
+thread_in_futex_wait(pid_t tid)
+{
+    char path[64], buf[256], state = '?';
+    long nr = -1;
+    unsigned long uaddr, op;
+    FILE *f;
+    bool in_wait;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    if ((f = fopen(path, "r")) == NULL)
+        return false;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        char *p = strrchr(buf, ')');
+        if (p != NULL && p[1] == ' ')
+            state = p[2];
+    }
+    fclose(f);
+    if (state != 'S')
+        return false;
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+    CHECK((f = fopen(path, "r")) != NULL);
+    in_wait = fscanf(f, "%ld 0x%lx 0x%lx", &nr, &uaddr, &op) == 3 &&
+              nr == SYS_futex &&
+              ((op & FUTEX_CMD_MASK) == FUTEX_WAIT ||
+               (op & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET);
+    fclose(f);
+    return in_wait;
+}
+
+void
+tu_wait_thread_blocked(pid_t tid, int timeout_ms)
+{
+    uint64_t deadline = tu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    while (!thread_in_futex_wait(tid)) {
+        if (tu_now_ns() > deadline) {
+            fprintf(stderr, "thread %d did not block within %d ms\n",
+                    (int)tid, timeout_ms);
+            abort();
+        }
+        sched_yield();
+    }
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "layered.h"
 
@@ -56,5 +57,24 @@ void tu_insert_rows(layered_session *s, const char *uri, const char *prefix,
                     int n);
 /* The rows a forward scan of the table returns. */
 int tu_count_rows(layered_session *s, const char *uri);
+
+/* The sum of the sizes of the "*.stable" files in a directory (the shared
+ * store), as stat reports them. */
+uint64_t tu_stable_files_bytes(const char *shared_dir);
+/* After a checkpoint: database_size is the stable files' sizes on disk
+ * plus LAYERED_CHECKPOINT_SIZE_BUFFER, and stable_checkpoint_bytes is that
+ * sum.  Prints both sides when they differ. */
+#define TU_CHECK_SIZE_ON_DISK(conn, shared_dir)                             \
+    tu_check_size_on_disk((conn), (shared_dir), __FILE__, __LINE__)
+void tu_check_size_on_disk(layered_conn *conn, const char *shared_dir,
+                           const char *file, int line);
+
+/* The calling thread's kernel id. */
+pid_t tu_gettid(void);
+/* Wait until thread tid of this process sleeps in a futex wait (a lock or
+ * condition variable), as /proc/self/task/TID/syscall shows it; fails after
+ * timeout_ms.  For orderings with no failpoint: "this thread is now blocked
+ * on the lock the other one holds". */
+void tu_wait_thread_blocked(pid_t tid, int timeout_ms);
 
 #endif
