@@ -5,7 +5,7 @@
 layered_saved_opts=$(set +o)
 set -euo pipefail
 
-layered_packages=(build-essential cmake pkg-config liburcu-dev libbsd-dev libasan8 libtsan2)
+layered_packages=(build-essential cmake pkg-config liburcu-dev libbsd-dev libasan8 libtsan2 spin)
 missing=()
 for pkg in "${layered_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

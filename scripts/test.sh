@@ -18,6 +18,7 @@ run_ctest release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_ctest asan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=address -DLAYERED_BUILD_BENCH=OFF
 run_ctest tsan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=thread -DLAYERED_BUILD_BENCH=OFF
 
+Tests/models_test.sh
 echo "== Swift tests"
 swift build --build-tests
 swift test
