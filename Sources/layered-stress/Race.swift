@@ -44,6 +44,9 @@ final class Race: @unchecked Sendable {
     private(set) var queueBuilt: ContinuousClock.Instant?
     private var panicMessageValue: String?
     private var records: [DropRecord] = []
+    /// Drops of each table in flight, and the tables a drop has removed.
+    private var dropsInFlight: [String: Int] = [:]
+    private var droppedTables: Set<String> = []
 
     init(targets: Set<String>) {
         self.targets = targets
@@ -129,6 +132,29 @@ final class Race: @unchecked Sendable {
         condition.lock()
         records.append(record)
         condition.unlock()
+    }
+
+    /// A drop of `table` is about to be called.
+    func beginDrop(_ table: String) {
+        condition.lock()
+        dropsInFlight[table, default: 0] += 1
+        condition.unlock()
+    }
+
+    /// A drop of `table` returned; `dropped` when it returned 0.
+    func endDrop(_ table: String, dropped: Bool) {
+        condition.lock()
+        if dropped { droppedTables.insert(table) }
+        dropsInFlight[table, default: 1] -= 1
+        condition.unlock()
+    }
+
+    /// Whether the table may be gone because of a drop: one is in flight, or one succeeded.  A
+    /// table whose every drop returned `EBUSY` is not: `EBUSY` changed nothing.
+    func mayBeDropped(_ table: String) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return (dropsInFlight[table] ?? 0) > 0 || droppedTables.contains(table)
     }
 
     var dropRecords: [DropRecord] {

@@ -327,7 +327,7 @@ final class Stress: @unchecked Sendable {
                 race?.notePanic(message)
                 model.mayHave(table.name, key, value)
             } else if error == .ENOENT
-                && ((race?.targets.contains(table.name) ?? false) || model.isDropped(table.name))
+                && ((race?.mayBeDropped(table.name) ?? false) || model.isDropped(table.name))
             {
                 // The table was dropped: the write was refused.
             } else if error == .ENOENT && model.mayHaveBeenOffloaded(table.name, since: lifecycle) {
@@ -561,6 +561,7 @@ final class Stress: @unchecked Sendable {
         let finishedBefore = finishedItems(database)
         let start = ContinuousClock.now
         let outcome: DropOutcome
+        race.beginDrop(name)
         do {
             try database.dropTable(name, force: true)
             outcome = .dropped
@@ -576,6 +577,7 @@ final class Stress: @unchecked Sendable {
                 outcome = .failed
             }
         }
+        race.endDrop(name, dropped: outcome == .dropped)
         let end = ContinuousClock.now
         let finishedAfter = finishedItems(database)
         let heldAfter = model.holdState(name)
@@ -602,12 +604,15 @@ final class Stress: @unchecked Sendable {
         var attempts = 0
         while true {
             if race?.panicked ?? false { return }
+            race?.beginDrop(name)
             do {
                 try database.dropTable(name, force: true)
+                race?.endDrop(name, dropped: true)
                 tally.count(.drop)
                 noteDropped(name)
                 return
             } catch {
+                race?.endDrop(name, dropped: false)
                 let error = layeredError(error)
                 if error == .EBUSY && ContinuousClock.now < deadline {
                     attempts += 1
@@ -667,7 +672,7 @@ final class Stress: @unchecked Sendable {
             let error = layeredError(error)
             if let message = error.panicText {
                 race.notePanic(message)
-            } else if error == .ENOENT && (race.targets.contains(table.name) || model.isDropped(table.name)) {
+            } else if error == .ENOENT && (race.mayBeDropped(table.name) || model.isDropped(table.name)) {
                 // Dropped meanwhile.
             } else if error == .ENOENT && model.mayHaveBeenOffloaded(table.name, since: lifecycle) {
                 // Offloaded: not readable until unarchived.
