@@ -27,6 +27,21 @@ struct DropRecord {
     /// Whether the table's ingest constituent held data just before the call (`nil`: not
     /// looked at, or the look failed).
     var ingestHadData: Bool?
+    /// Whether the drop was made on purpose while a reader thread of the tool held a cursor open
+    /// on the table (``ReaderHold``).
+    var heldByReader = false
+}
+
+/// What the tool does about one drop target of a step-up phase, drawn from the seed.
+struct DropPlan {
+    /// Drop it while a reader thread holds a cursor open on it.
+    var holdByReader: Bool
+    /// Retry the drop after the step-up if it returned `EBUSY` (otherwise leave the table).
+    var retryIfBusy: Bool
+
+    var text: String {
+        (holdByReader ? "held" : "free") + (retryIfBusy ? "+retry" : "+keep")
+    }
 }
 
 /// The shared state of one step-up phase: when the step-up ran, whether the database panicked,
@@ -47,6 +62,8 @@ final class Race: @unchecked Sendable {
     /// Drops of each table in flight, and the tables a drop has removed.
     private var dropsInFlight: [String: Int] = [:]
     private var droppedTables: Set<String> = []
+    /// Tables whose drop returned `EBUSY` and was not retried: whether a reader held them.
+    private var unretriedTables: [String: Bool] = [:]
 
     init(targets: Set<String>) {
         self.targets = targets
@@ -157,6 +174,21 @@ final class Race: @unchecked Sendable {
         return (dropsInFlight[table] ?? 0) > 0 || droppedTables.contains(table)
     }
 
+    /// A drop of `table` returned `EBUSY` and will not be retried.
+    func noteUnretried(_ table: String, byReader: Bool) {
+        condition.lock()
+        unretriedTables[table] = byReader
+        condition.unlock()
+    }
+
+    /// The tables whose drop returned `EBUSY` and was not retried, each with whether a reader
+    /// held it then.
+    var unretried: [String: Bool] {
+        condition.lock()
+        defer { condition.unlock() }
+        return unretriedTables
+    }
+
     var dropRecords: [DropRecord] {
         condition.lock()
         defer { condition.unlock() }
@@ -197,6 +229,8 @@ func classifyDrops(race: Race, queued: Set<String>, report: StepUpReport?, tally
         switch record.outcome {
         case .panic, .failed:
             continue
+        case .busy where record.heldByReader:
+            tally.count(record.end < stepUpStart || record.start > stepUpEnd ? .busyReaderOutside : .busyReader)
         case .busy:
             if record.end < stepUpStart || record.start > stepUpEnd || record.ownHolder {
                 tally.count(.busyOwnCursor)
