@@ -13,9 +13,11 @@ struct LayeredStress: ParsableCommand {
             (force, no checkpoint wait), create, read, write and checkpoint.  Some drops are \
             made while a reader thread holds a cursor open on the table (--hold-rate), and some \
             drops that returned EBUSY are not retried (--no-retry-rate): those tables must stay \
-            intact.  It then verifies every invariant, steps down, and sometimes closes and \
-            reopens the database or runs a child process that it kills with SIGKILL mid-cycle \
-            before recovering.  The exit status is 0 only if every invariant held.
+            intact.  After the step-up every table left must have an empty ingest constituent, \
+            and a fresh leader write to a key that was in the ingest must read back.  It then \
+            verifies every invariant, steps down, and sometimes closes and reopens the database \
+            or runs a child process that it kills with SIGKILL mid-cycle before recovering.  The \
+            exit status is 0 only if every invariant held.
 
             The lifecycle workload (on unless --no-lifecycle) runs alongside: the database's \
             maintenance thread offloads tables archived for --offload-idle ms, while lifecycle \

@@ -195,11 +195,14 @@ final class Stress: @unchecked Sendable {
             guard reopen(reason: "panic") else { return false }
         }
         guard let database = self.database else { return false }
+        let stale = report != nil && race.panicMessage == nil
+            ? checkAfterStepUp(database, cycle: cycle, race: race) : []
         verify(database, fullDroppedCheck: false, context: "after step-up")
         // The tables whose EBUSY drop was not retried have been checked intact; now they must
         // be droppable.  Dropping them here also keeps the next cycles' schedule independent of
-        // which drops happened to meet EBUSY.
-        for name in race.unretried.keys.sorted() where model.table(name) != nil {
+        // which drops happened to meet EBUSY.  A table found with a stale ingest is dropped too,
+        // once reported: kept, the one fault would show again in later cycles.
+        for name in Set(race.unretried.keys).union(stale).sorted() where model.table(name) != nil {
             dropWithRetry(database, name, race: nil)
         }
 
@@ -277,11 +280,12 @@ final class Stress: @unchecked Sendable {
         }
         let handles = handles(database, live)
         let workers = Workers()
+        model.resetIngestKeys()
         for (writer, plan) in plans.enumerated() {
             workers.spawn("fill-\(writer)") { [self] in
                 for op in plan {
                     guard let table = handles[op.table] else { continue }
-                    write(table, op.key, op.value, race: nil)
+                    write(table, op.key, op.value, race: nil, toIngest: true)
                 }
             }
         }
@@ -312,19 +316,21 @@ final class Stress: @unchecked Sendable {
     }
 
     /// One acknowledged-or-not write; the model records only what was acknowledged.  Returns
-    /// whether it was acknowledged.
+    /// whether it was acknowledged.  `toIngest`: a follower-phase write, recorded as an ingest
+    /// key (a put, or a remove that found the key) for the checks after the step-up.
     @discardableResult
-    func write(_ table: Table, _ key: String, _ value: String?, race: Race?) -> Bool {
+    func write(_ table: Table, _ key: String, _ value: String?, race: Race?, toIngest: Bool = false) -> Bool {
         let lifecycle = model.lifecycleToken(table.name)
         do {
-            try model.holding(table.name) {
+            let reached = try model.holding(table.name) {
                 if let value {
                     try table.put(key, value)
-                } else {
-                    _ = try table.remove(key)
+                    return true
                 }
+                return try table.remove(key)
             }
             model.acknowledge(table.name, key, value)
+            if toIngest && reached { model.noteIngestWrite(table.name, key, removed: value == nil) }
             tally.count(value == nil ? .remove : .put)
             return true
         } catch {

@@ -89,6 +89,17 @@ final class Tally: @unchecked Sendable {
     /// ones a reader had refused.
     var unretriedBusy = 0
     var unretriedReaderBusy = 0
+    /// Ingest constituents looked at after successful step-ups, the ones found not empty, and
+    /// those skipped because their table was offloaded.
+    var ingestChecks = 0
+    var ingestsNotEmpty = 0
+    var ingestChecksOffloaded = 0
+    /// Leader writes to keys that were in an ingest, read back after the step-up, and those a
+    /// stale ingest entry hid.
+    var leaderProbes = 0
+    var leaderProbesHidden = 0
+    /// Stable constituents of tables whose EBUSY drop was not retried, compared with the model.
+    var stableChecks = 0
     var cycles = 0
     var childrenKilled = 0
     var childrenFinished = 0
@@ -222,7 +233,11 @@ final class Tally: @unchecked Sendable {
             row("reader holds", "\(heldDrops) drops made while a reader held the table: \(readerRefusedDrops) refused by the reader (EBUSY); "
                 + "\(holdsNotTaken) holds not taken (table gone or offloaded)")
             row("not retried", "\(unretriedBusy) EBUSY drops not retried (\(unretriedReaderBusy) refused by a reader, "
-                + "\(unretriedBusy - unretriedReaderBusy) by the drain or otherwise): tables kept, checked intact, then dropped")
+                + "\(unretriedBusy - unretriedReaderBusy) by the drain or otherwise): tables kept, checked intact "
+                + "(\(stableChecks) stable constituents read on their own), then dropped")
+            row("ingest empty", "\(ingestChecks) ingest constituents checked after step-ups, \(ingestsNotEmpty) not empty, "
+                + "\(ingestChecksOffloaded) skipped (offloaded); leader writes to ingest keys \(leaderProbes), "
+                + "\(leaderProbesHidden) hidden by a stale ingest")
             if options.lifecycle {
                 let auto = Int(statOffloads) - explicitOffloads
                 row("lifecycle", "archives \(statArchives), unarchives \(statUnarchives) (restores \(statRestores)), "
