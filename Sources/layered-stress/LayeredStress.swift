@@ -10,10 +10,14 @@ struct LayeredStress: ParsableCommand {
         discussion: """
             Each cycle opens (or keeps) the database as a follower, creates tables, fills their \
             ingest constituents from concurrent writers, then steps up while other threads drop \
-            (force, no checkpoint wait), create, read, write and checkpoint.  It then verifies \
-            every invariant, steps down, and sometimes closes and reopens the database or runs \
-            a child process that it kills with SIGKILL mid-cycle before recovering.  The exit \
-            status is 0 only if every invariant held.
+            (force, no checkpoint wait), create, read, write and checkpoint.  Some drops are \
+            made while a reader thread holds a cursor open on the table (--hold-rate), and some \
+            drops that returned EBUSY are not retried (--no-retry-rate): those tables must stay \
+            intact.  After the step-up every table left must have an empty ingest constituent, \
+            and a fresh leader write to a key that was in the ingest must read back.  It then \
+            verifies every invariant, steps down, and sometimes closes and reopens the database \
+            or runs a child process that it kills with SIGKILL mid-cycle before recovering.  The \
+            exit status is 0 only if every invariant held.
 
             The lifecycle workload (on unless --no-lifecycle) runs alongside: the database's \
             maintenance thread offloads tables archived for --offload-idle ms, while lifecycle \
@@ -44,6 +48,12 @@ struct LayeredStress: ParsableCommand {
 
     @Option(help: "Threads dropping tables (force, no checkpoint wait) during the step-up.")
     var droppers = 2
+
+    @Option(help: "Probability that a drop of the step-up phase is made while a reader thread holds a cursor open on the table (the drop must return EBUSY and change nothing).")
+    var holdRate = 0.25
+
+    @Option(help: "Probability that a drop of the step-up phase that returned EBUSY is not retried: the table must then be left intact (every row readable, its ingest empty after the step-up, droppable later).")
+    var noRetryRate = 0.35
 
     @Option(help: "Threads that drain at step-up, including the calling one (1-64).")
     var drainThreads = 4
@@ -108,8 +118,10 @@ struct LayeredStress: ParsableCommand {
         guard (1...64).contains(drainThreads) else {
             throw ValidationError("--drain-threads must be 1 to 64")
         }
-        guard (0...1).contains(reopenRate), (0...1).contains(crashRate) else {
-            throw ValidationError("--reopen-rate and --crash-rate are probabilities (0 to 1)")
+        guard (0...1).contains(reopenRate), (0...1).contains(crashRate), (0...1).contains(holdRate),
+            (0...1).contains(noRetryRate)
+        else {
+            throw ValidationError("--reopen-rate, --crash-rate, --hold-rate and --no-retry-rate are probabilities (0 to 1)")
         }
         guard lifecycleThreads >= 1, offloadIdle >= 1, maintenanceInterval >= 1 else {
             throw ValidationError("--lifecycle-threads, --offload-idle and --maintenance-interval must be at least 1")
@@ -130,7 +142,8 @@ struct LayeredStress: ParsableCommand {
             duration: cycles == nil ? (duration ?? 30) : duration,
             cycles: cycles,
             tables: tables, rows: rows, writers: writers, readers: readers,
-            droppers: droppers, drainThreads: drainThreads, policy: policy, sync: sync,
+            droppers: droppers, holdRate: holdRate, noRetryRate: noRetryRate,
+            drainThreads: drainThreads, policy: policy, sync: sync,
             failpoints: failpoints.filter { $0 != "none" },
             reopenRate: reopenRate, crashRate: crashRate,
             lifecycle: lifecycle, lifecycleThreads: lifecycleThreads,
@@ -202,6 +215,10 @@ struct RunSettings: Codable {
     var writers: Int
     var readers: Int
     var droppers: Int
+    /// Probability that a step-up-phase drop is made while a reader holds the table.
+    var holdRate: Double
+    /// Probability that a step-up-phase drop that returned `EBUSY` is not retried.
+    var noRetryRate: Double
     var drainThreads: Int
     var policy: PolicyName
     var sync: SyncName

@@ -208,7 +208,7 @@ extension Stress {
         } else if error == .inProgress {
             tally.withLock { tally.inProgressErrors += 1 }
         } else if error == .ENOENT
-            && ((race?.targets.contains(name) ?? false) || model.isDropped(name))
+            && ((race?.mayBeDropped(name) ?? false) || model.isDropped(name))
         {
             // Dropped meanwhile.
         } else {

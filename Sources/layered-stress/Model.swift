@@ -84,6 +84,9 @@ final class Model: @unchecked Sendable {
     /// Changes whenever a table's lifecycle mark changes or one of its lifecycle calls starts
     /// or ends.
     private var lifecycleEpochs: [String: Int] = [:]
+    /// Keys written to each table's ingest constituent in this cycle's follower phase, and
+    /// whether the last of those writes was a remove (which leaves a tombstone in the ingest).
+    private var ingestKeys: [String: [String: Bool]] = [:]
 
     func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
         lock.lock()
@@ -231,6 +234,25 @@ final class Model: @unchecked Sendable {
     /// whether one holds it now.
     func holdState(_ table: String) -> (held: Bool, touches: Int) {
         withLock { ((holders[table] ?? 0) > 0, touches[table] ?? 0) }
+    }
+
+    // MARK: Ingest keys
+
+    /// Forgets the ingest keys of the previous follower phase.
+    func resetIngestKeys() {
+        withLock { ingestKeys = [:] }
+    }
+
+    /// Records an acknowledged follower write that reached the ingest: a put, or a remove that
+    /// found the key (and so left a tombstone).
+    func noteIngestWrite(_ table: String, _ key: String, removed: Bool) {
+        withLock { ingestKeys[table, default: [:]][key] = removed }
+    }
+
+    /// The keys written to a table's ingest in this follower phase, in key order, each with
+    /// whether its last write was a remove.
+    func ingestKeys(_ table: String) -> [(key: String, removed: Bool)] {
+        withLock { (ingestKeys[table] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
     }
 
     func forgetHolds() {

@@ -27,6 +27,21 @@ struct DropRecord {
     /// Whether the table's ingest constituent held data just before the call (`nil`: not
     /// looked at, or the look failed).
     var ingestHadData: Bool?
+    /// Whether the drop was made on purpose while a reader thread of the tool held a cursor open
+    /// on the table (``ReaderHold``).
+    var heldByReader = false
+}
+
+/// What the tool does about one drop target of a step-up phase, drawn from the seed.
+struct DropPlan {
+    /// Drop it while a reader thread holds a cursor open on it.
+    var holdByReader: Bool
+    /// Retry the drop after the step-up if it returned `EBUSY` (otherwise leave the table).
+    var retryIfBusy: Bool
+
+    var text: String {
+        (holdByReader ? "held" : "free") + (retryIfBusy ? "+retry" : "+keep")
+    }
 }
 
 /// The shared state of one step-up phase: when the step-up ran, whether the database panicked,
@@ -44,6 +59,11 @@ final class Race: @unchecked Sendable {
     private(set) var queueBuilt: ContinuousClock.Instant?
     private var panicMessageValue: String?
     private var records: [DropRecord] = []
+    /// Drops of each table in flight, and the tables a drop has removed.
+    private var dropsInFlight: [String: Int] = [:]
+    private var droppedTables: Set<String> = []
+    /// Tables whose drop returned `EBUSY` and was not retried: whether a reader held them.
+    private var unretriedTables: [String: Bool] = [:]
 
     init(targets: Set<String>) {
         self.targets = targets
@@ -131,6 +151,44 @@ final class Race: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// A drop of `table` is about to be called.
+    func beginDrop(_ table: String) {
+        condition.lock()
+        dropsInFlight[table, default: 0] += 1
+        condition.unlock()
+    }
+
+    /// A drop of `table` returned; `dropped` when it returned 0.
+    func endDrop(_ table: String, dropped: Bool) {
+        condition.lock()
+        if dropped { droppedTables.insert(table) }
+        dropsInFlight[table, default: 1] -= 1
+        condition.unlock()
+    }
+
+    /// Whether the table may be gone because of a drop: one is in flight, or one succeeded.  A
+    /// table whose every drop returned `EBUSY` is not: `EBUSY` changed nothing.
+    func mayBeDropped(_ table: String) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return (dropsInFlight[table] ?? 0) > 0 || droppedTables.contains(table)
+    }
+
+    /// A drop of `table` returned `EBUSY` and will not be retried.
+    func noteUnretried(_ table: String, byReader: Bool) {
+        condition.lock()
+        unretriedTables[table] = byReader
+        condition.unlock()
+    }
+
+    /// The tables whose drop returned `EBUSY` and was not retried, each with whether a reader
+    /// held it then.
+    var unretried: [String: Bool] {
+        condition.lock()
+        defer { condition.unlock() }
+        return unretriedTables
+    }
+
     var dropRecords: [DropRecord] {
         condition.lock()
         defer { condition.unlock() }
@@ -171,6 +229,8 @@ func classifyDrops(race: Race, queued: Set<String>, report: StepUpReport?, tally
         switch record.outcome {
         case .panic, .failed:
             continue
+        case .busy where record.heldByReader:
+            tally.count(record.end < stepUpStart || record.start > stepUpEnd ? .busyReaderOutside : .busyReader)
         case .busy:
             if record.end < stepUpStart || record.start > stepUpEnd || record.ownHolder {
                 tally.count(.busyOwnCursor)

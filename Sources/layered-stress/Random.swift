@@ -51,6 +51,7 @@ struct StressRandom: RandomNumberGenerator {
 /// Stream labels, so that no two parts of a run draw from the same stream.
 enum Stream: UInt64 {
     case cycle = 1, fill, raceWriter, reader, dropper, creator, checkpointer, child, childWriter, lifecycle
+    case dropDecision, probe
 }
 
 /// A running digest of the planned schedule (FNV-1a): two runs with the same seed and the same

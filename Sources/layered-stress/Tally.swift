@@ -37,6 +37,11 @@ enum DropTiming: String, CaseIterable {
     case afterStepUp = "after: step-up finished"
     /// Overlapped the step-up, but the table held no ingest data and was not queued.
     case notQueued = "overlapped step-up, table had no ingest data (not queued)"
+    /// `EBUSY` from a cursor a reader thread of the tool held open on the table on purpose
+    /// (the drain may have held it too).
+    case busyReader = "EBUSY: a reader held the table on purpose, during the step-up"
+    /// The same, before the step-up began or after it returned.
+    case busyReaderOutside = "EBUSY: a reader held the table on purpose, outside the step-up"
     /// `EBUSY` caused (or possibly caused) by one of the tool's own cursors.
     case busyOwnCursor = "EBUSY from the tool's own cursor"
     /// `EBUSY` on a table that may have been under an offload or a restore at the time.
@@ -74,6 +79,27 @@ final class Tally: @unchecked Sendable {
     var drainTime: Duration = .zero
     var busyDrops = 0
     var busyRetries = 0
+    /// Drops made while a reader of the tool held a cursor open on the table, and those of
+    /// them that returned `EBUSY`.
+    var heldDrops = 0
+    var readerRefusedDrops = 0
+    /// Planned reader holds not taken: the table was gone or offloaded when the reader opened it.
+    var holdsNotTaken = 0
+    /// Drops of the step-up phase that returned `EBUSY` and were not retried, and of them the
+    /// ones a reader had refused.
+    var unretriedBusy = 0
+    var unretriedReaderBusy = 0
+    /// Ingest constituents looked at after successful step-ups, the ones found not empty, and
+    /// those skipped because their table was offloaded.
+    var ingestChecks = 0
+    var ingestsNotEmpty = 0
+    var ingestChecksOffloaded = 0
+    /// Leader writes to keys that were in an ingest, read back after the step-up, and those a
+    /// stale ingest entry hid.
+    var leaderProbes = 0
+    var leaderProbesHidden = 0
+    /// Stable constituents of tables whose EBUSY drop was not retried, compared with the model.
+    var stableChecks = 0
     var cycles = 0
     var childrenKilled = 0
     var childrenFinished = 0
@@ -186,7 +212,8 @@ final class Tally: @unchecked Sendable {
             lines.append("== layered-stress report")
             row("seed", "\(options.seed)  (replay: --seed \(options.seed)\(options.replayHint))")
             row("schedule", String(format: "digest %016llx over %d cycles", digest, cycles))
-            row("policy", "\(options.policy.rawValue), \(options.drainThreads) drain threads, failpoints: "
+            row("policy", "\(options.policy.rawValue), \(options.drainThreads) drain threads, "
+                + "hold rate \(options.holdRate), no-retry rate \(options.noRetryRate), failpoints: "
                 + (options.failpoints.isEmpty ? "none" : options.failpoints.joined(separator: ";"))
                 + ", lifecycle \(options.lifecycleSummary)")
             row("duration", String(format: "%.1f s, %d cycles", seconds, cycles))
@@ -203,6 +230,14 @@ final class Tally: @unchecked Sendable {
                 lines.append("                  \(String(dropTimings[timing] ?? 0).leftPadded(6))  \(timing.rawValue)")
             }
             row("EBUSY", "\(busyDrops) drops refused, \(busyRetries) retries")
+            row("reader holds", "\(heldDrops) drops made while a reader held the table: \(readerRefusedDrops) refused by the reader (EBUSY); "
+                + "\(holdsNotTaken) holds not taken (table gone or offloaded)")
+            row("not retried", "\(unretriedBusy) EBUSY drops not retried (\(unretriedReaderBusy) refused by a reader, "
+                + "\(unretriedBusy - unretriedReaderBusy) by the drain or otherwise): tables kept, checked intact "
+                + "(\(stableChecks) stable constituents read on their own), then dropped")
+            row("ingest empty", "\(ingestChecks) ingest constituents checked after step-ups, \(ingestsNotEmpty) not empty, "
+                + "\(ingestChecksOffloaded) skipped (offloaded); leader writes to ingest keys \(leaderProbes), "
+                + "\(leaderProbesHidden) hidden by a stale ingest")
             if options.lifecycle {
                 let auto = Int(statOffloads) - explicitOffloads
                 row("lifecycle", "archives \(statArchives), unarchives \(statUnarchives) (restores \(statRestores)), "

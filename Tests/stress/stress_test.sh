@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end test of layered-stress: the protected policies pass (exit 0)
 # with the lifecycle workload on (archives, offloads explicit and automatic,
-# restores, and auto-offloads the arbiter refused), the unprotected policy is
-# caught (panics reported, exit 1), a seed replays the same schedule, and the
-# kill -9 check catches lost acknowledged writes (under --sync none, where
-# writes are durable only at checkpoint).
+# restores, and auto-offloads the arbiter refused) and with drops made while a
+# reader holds the table and EBUSY drops left unretried (after every step-up
+# each ingest must be empty and leader writes to ingest keys must read back),
+# the unprotected policy is caught (panics reported, exit 1), a seed replays
+# the same schedule, and the kill -9 check catches lost acknowledged writes
+# (under --sync none, where writes are durable only at checkpoint).
 # Usage: Tests/stress/stress_test.sh [path/to/layered-stress]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,12 +34,35 @@ count() { # "words N" anywhere in the report -> N (0 if absent)
   n=$(grep -oE "$1 [0-9]+" "$out" | head -1 | grep -oE '[0-9]+$')
   echo "${n:-0}"
 }
+before() { # "N words" anywhere in the report -> N (0 if absent)
+  local n
+  n=$(grep -oE "[0-9]+ +$1" "$out" | head -1 | grep -oE '^[0-9]+')
+  echo "${n:-0}"
+}
+held_and_kept() { # label: the reader-hold and unretried-EBUSY counters, and the ingest checks
+  local held kept checked stale probes hidden
+  held=$(before 'refused by the reader')
+  kept=$(before 'EBUSY drops not retried')
+  checked=$(before 'ingest constituents checked')
+  stale=$(before 'not empty,')
+  probes=$(count 'leader writes to ingest keys')
+  hidden=$(before 'hidden by a stale ingest')
+  echo "note  $1: drops refused by a reader $held ($(before 'EBUSY: a reader held the table on purpose, during') during the step-up)," \
+    "EBUSY drops not retried $kept ($(before 'refused by a reader,') refused by a reader), ingests checked empty $checked," \
+    "leader writes read back $probes, violations $(field violations)"
+  check "$1: drops refused by a reader ($held) and EBUSY drops not retried ($kept)" \
+    test "$held" -gt 0 -a "$kept" -gt 0
+  check "$1: every ingest empty after step-up ($checked checked, $stale not empty)" \
+    test "$checked" -gt 0 -a "$stale" -eq 0
+  check "$1: leader writes to ingest keys read back ($probes, $hidden hidden)" \
+    test "$probes" -gt 0 -a "$hidden" -eq 0
+}
 
 refused=0
 for policy in skip-missing read-lock queue-scan; do
-  "$tool" --cycles 8 --seed 42 --policy "$policy" --crash-rate 0.25 --reopen-rate 0.25 >"$out" 2>&1
+  "$tool" --cycles 5 --seed 42 --policy "$policy" --crash-rate 0.25 --reopen-rate 0.25 >"$out" 2>&1
   status=$?
-  check "$policy: exit 0 after 8 cycles" test "$status" -eq 0
+  check "$policy: exit 0 after 5 cycles" test "$status" -eq 0
   check "$policy: no violations" test "$(field violations)" -eq 0
   check "$policy: drops overlapped the drain" test "$(grep -oE '[0-9]+ overlapped the drain' "$out" | grep -oE '^[0-9]+')" -gt 0
   check "$policy: lifecycle: archives $(count archives), restores $(count restores)" \
@@ -45,6 +70,18 @@ for policy in skip-missing read-lock queue-scan; do
   check "$policy: lifecycle: offloads $(count offloads), of them auto $(count auto)" \
     test "$(count offloads)" -gt 0 -a "$(count auto)" -gt 0
   refused=$((refused + $(count 'refused by the arbiter')))
+  held_and_kept "$policy"
+
+  # A sleep before each drain item takes its locks keeps the items queued
+  # longer, so that more drops held by a reader meet their table's item still
+  # queued (an EBUSY drop must then leave the item queued, so that the table
+  # is still drained); more drops are held and left unretried.  Together with
+  # the 5 cycles above, as long as the 8 cycles this loop used to run.
+  "$tool" --cycles 3 --seed 42 --policy "$policy" --crash-rate 0 --hold-rate 0.5 --no-retry-rate 0.5 \
+    --failpoint 'drain.before_lock=sleep(1)' >"$out" 2>&1
+  status=$?
+  check "$policy, widened window: exit 0, no violations" test "$status" -eq 0 -a "$(field violations)" -eq 0
+  held_and_kept "$policy, widened window"
 done
 
 # The maintenance thread sleeps between its snapshot and its offloads: a wider
