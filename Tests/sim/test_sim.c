@@ -4,8 +4,9 @@
  *
  * For each workload: run it once to count its counted calls (N), then for
  * every k in [0, N): (a) make call k fail (EIO, ENOSPC, EDQUOT or a short
- * write, chosen by k), let the workload go on, and cut the power at its
- * end; (b) cut the power just before call k.  The workload stops at a
+ * write, chosen by k), let the workload go on, and cut the power a few
+ * calls later (1 to 32, chosen by k and the seed) or at its end; (b) cut
+ * the power just before call k.  The workload stops at a
  * panic or a cut; the connection is closed; the disk reboots into what
  * survived.  Then the database is opened again
  * on the simulated disk and checked against a model the workload kept:
@@ -186,12 +187,21 @@ mk(struct mtable *t, const char *key)
  * later acknowledgement a lie), and stops once the connection panicked or
  * the power is cut. */
 static bool
-ok(struct run *r, int ret)
+ok_traced(struct run *r, int ret, const char *what)
 {
+    static int trace = -1;
+
+    if (trace < 0)
+        trace = getenv("LAYERED_SIM_TRACE") != NULL;
+    if (trace)
+        fprintf(stderr, "  [call %" PRIu64 "] %s: %s\n", sim_calls(), what,
+                layered_strerror(ret));
     if (r->panics > 0 || sim_power_is_cut() || r->conn == NULL)
         r->stopped = true;
     return ret == 0 && !r->stopped;
 }
+#define ok(r, ret) ok_traced((r), (ret), #ret)
+
 
 /* Everything acknowledged is durable now (a checkpoint or a clean close
  * that returned 0); with `ingest_only`, what the follower wrote (a step-up
@@ -350,9 +360,14 @@ w_lifecycle(struct run *r, const char *name,
         return;
     t = mt(r, name);
     (void)snprintf(uri, sizeof(uri), "layered:%s", name);
-    if (ok(r, call(r->s, uri)))
-        t->states = STATE_BIT(to);
-    else
+    if (ok(r, call(r->s, uri))) {
+        /* Archiving an offloaded table succeeds and leaves it offloaded
+         * (it is archived already). */
+        t->states = STATE_BIT(to) |
+                    (to == LAYERED_TABLE_ARCHIVED
+                         ? t->states & STATE_BIT(LAYERED_TABLE_OFFLOADED)
+                         : 0);
+    } else
         t->states |= STATE_BIT(to) | also_on_failure;
 }
 
@@ -796,18 +811,20 @@ run_point(const struct workload *w, const char *kind, uint64_t k,
     r.policy = w->policy;
     sim_reset(seed);
     sim_machine();
-    if (strcmp(kind, "fail") == 0)
+    if (strcmp(kind, "fail") == 0) {
+        /* The fault, then a power cut a few calls later (or at the end):
+         * what the calls after the fault acknowledged must be durable
+         * already, before a later snapshot could repair and so hide a
+         * journal the fault left void. */
         sim_fail_at(k, faults[k % 4]);
+        sim_cut_at(k + 1 + (k * 2654435761u + seed) % 32);
+    }
     else if (strcmp(kind, "cut") == 0)
         sim_cut_at(k);
     w->fn(&r);
     if (callsp != NULL)
         *callsp = sim_calls();
-    /* After a fault the power goes too, before the connection closes: what
-     * the calls after the fault acknowledged must be durable already (a
-     * clean close would write a snapshot that repairs, and so hides, a
-     * journal the fault left void). */
-    if (strcmp(kind, "fail") == 0)
+    if (strcmp(kind, "fail") == 0 && !sim_power_is_cut())
         sim_cut_now();
     db_close(&r);
     if (strcmp(kind, "count") == 0 && r.stopped)
