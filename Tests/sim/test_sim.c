@@ -252,7 +252,7 @@ w_create(struct run *r, const char *name)
 }
 
 static void
-w_drop(struct run *r, const char *name)
+w_drop_flags(struct run *r, const char *name, unsigned flags)
 {
     char uri[64];
     struct mtable *t;
@@ -262,8 +262,14 @@ w_drop(struct run *r, const char *name)
     t = mt(r, name);
     (void)snprintf(uri, sizeof(uri), "layered:%s", name);
     t->hi = 2;
-    if (ok(r, layered_drop(r->s, uri, LAYERED_DROP_FORCE)))
+    if (ok(r, layered_drop(r->s, uri, flags)))
         t->lo = 2;
+}
+
+static void
+w_drop(struct run *r, const char *name)
+{
+    w_drop_flags(r, name, LAYERED_DROP_FORCE);
 }
 
 static void
@@ -421,7 +427,7 @@ wl_schema(struct run *r)
     put_keys(r, "c", "k", 0, 2);
     w_checkpoint(r);
     w_reopen(r, LAYERED_ROLE_LEADER);
-    w_drop(r, "a");
+    w_drop_flags(r, "a", LAYERED_DROP_FORCE | LAYERED_DROP_CHECKPOINT_WAIT);
     put_keys(r, "c", "k", 2, 2);
 }
 
