@@ -889,6 +889,7 @@ main(int argc, char **argv)
         fprintf(stderr, "test_sim: no workload %s\n", argv[1]);
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("test_sim: base seed %" PRIu64 ", %d power-cut seed%s per call "
            "(LAYERED_SIM_DEPTH=%s)\n", base, seeds, seeds == 1 ? "" : "s",
            depth != NULL ? depth : "default");
