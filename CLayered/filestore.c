@@ -2138,3 +2138,43 @@ fs_mark_synced(fs_file *f, const fs_sync_token *token)
         f->synced_wgen = token->gen;
     (void)pthread_rwlock_unlock(&f->lock);
 }
+
+/*
+ * The record format for readers that do not open the file (filestore.h):
+ * the same decoding as fs_load's, so verify.c never disagrees with an open
+ * about what a record is.
+ */
+_Static_assert(FS_RECORD_HEADER_BYTES == REC_HDR_SIZE, "record header size");
+_Static_assert(FS_RECORD_PUT == REC_PUT && FS_RECORD_DEL == REC_DEL &&
+                   FS_RECORD_TOMB == REC_TOMB && FS_RECORD_CLEAR == REC_CLEAR,
+               "record types");
+
+bool
+fs_record_decode(const unsigned char *p, fs_record *r)
+{
+    struct rec_hdr h;
+
+    if (!rec_hdr_decode(p, &h))
+        return (false);
+    r->lsn = h.lsn;
+    r->type = h.type;
+    r->klen = h.klen;
+    r->vlen = h.vlen;
+    r->bcrc = h.bcrc;
+    return (true);
+}
+
+const char *
+fs_header_check(const unsigned char *p)
+{
+    unsigned char want[FILE_HDR_SIZE];
+
+    file_hdr_encode(want);
+    if (memcmp(p, want, sizeof(want)) == 0)
+        return (NULL);
+    if (memcmp(p, FILE_MAGIC, 8) != 0)
+        return ("not a Layered file (bad magic)");
+    if (le32_get(p + 28) != crc32c(0, p, 28))
+        return ("file header checksum mismatch");
+    return ("unsupported file format version");
+}

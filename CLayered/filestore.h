@@ -223,6 +223,42 @@ void fs_get_info(fs_file *f, fs_info *info);
 /* True if the file has no index entries. */
 bool fs_empty(fs_file *f);
 
+/*
+ * The record format, for code that reads the files without opening them
+ * (verify.c: layered_verify, layered_salvage_scan).  A record is
+ * FS_RECORD_HEADER_BYTES of header followed by its key and value; the
+ * layout is written at the top of filestore.c.  What counts as a torn tail
+ * rather than damage is decided by fs_load's rules, which verify.c applies
+ * in the same order: change them together.
+ */
+#define FS_RECORD_HEADER_BYTES 24
+#define FS_RECORD_PUT 1   /* key = value */
+#define FS_RECORD_DEL 2   /* a stable delete: the key leaves the index */
+#define FS_RECORD_TOMB 3  /* an ingest tombstone: hides the stable value */
+#define FS_RECORD_CLEAR 4 /* every earlier record of the file is dead */
+
+/* A decoded record header. */
+typedef struct fs_record {
+    uint64_t lsn;
+    uint32_t type; /* FS_RECORD_* */
+    uint32_t klen;
+    uint32_t vlen;
+    uint32_t bcrc; /* crc32c of key || value */
+} fs_record;
+
+/* fs_record_decode --
+ *     Check and decode the FS_RECORD_HEADER_BYTES bytes at p.  False if
+ *     the header checksum fails or a field is out of range, so a header
+ *     that passes is safe to size by: its record is FS_RECORD_HEADER_BYTES
+ *     + klen + vlen bytes.  Any thread; touches nothing but p and r. */
+bool fs_record_decode(const unsigned char *p, fs_record *r);
+
+/* fs_header_check --
+ *     NULL if the FS_HEADER_BYTES bytes at p are the file header this
+ *     version writes, else what is wrong with them, in fs_open's words.
+ *     Any thread; touches nothing but p. */
+const char *fs_header_check(const unsigned char *p);
+
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU has it.  Chains
  * like zlib's crc32: start with 0, pass the previous result to continue. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);

@@ -55,11 +55,13 @@
 #define fs_del __layered_fs_del
 #define fs_empty __layered_fs_empty
 #define fs_get_info __layered_fs_get_info
+#define fs_header_check __layered_fs_header_check
 #define fs_mark_synced __layered_fs_mark_synced
 #define fs_open __layered_fs_open
 #define fs_pos_free __layered_fs_pos_free
 #define fs_put __layered_fs_put
 #define fs_read_value __layered_fs_read_value
+#define fs_record_decode __layered_fs_record_decode
 #define fs_seek __layered_fs_seek
 #define fs_sync __layered_fs_sync
 #define fs_sync_gen __layered_fs_sync_gen
