@@ -812,6 +812,166 @@ int layered_failpoint_set(layered_conn *conn, const char *name,
 int layered_failpoint_wait(layered_conn *conn, const char *name,
                            int timeout_ms);
 
+/*
+ * Verify and salvage
+ * ------------------
+ * layered_verify and layered_salvage_scan read a home's files themselves,
+ * read-only and without a connection: unlike layered_open they never cut a
+ * torn tail or finish an interrupted drop or offload.  They check every
+ * checksum by the rules an open applies: a torn tail (the incomplete
+ * append a crash leaves at the end of a file, which the next open of the
+ * file cuts) is reported as LAYERED_VERIFY_TORN_TAIL and is not damage;
+ * whatever an open or a read would refuse with LAYERED_CORRUPT is
+ * LAYERED_VERIFY_DAMAGE.  After damage in a constituent file the scan goes
+ * on at the next record whose header and body checksums both pass, so each
+ * damaged region is reported once and every intact record after it is
+ * still read.
+ */
+
+/** Kinds of report, passed to a layered_verify_report. */
+/** Damage: a file header, record or metadata line fails its checksum or
+ * cannot be read, or a constituent that the table's state requires is
+ * missing.  An open or a read of it would fail (LAYERED_CORRUPT, ENOENT). */
+#define LAYERED_VERIFY_DAMAGE 1
+/** A torn tail: an incomplete append at the end of a file, which the next
+ * open of the file cuts.  Not damage. */
+#define LAYERED_VERIFY_TORN_TAIL 2
+
+/**
+ * Receives one report of layered_verify() or layered_salvage_scan().
+ * @param[in] arg the caller's argument
+ * @param[in] kind LAYERED_VERIFY_DAMAGE or LAYERED_VERIFY_TORN_TAIL
+ * @param[in] file the file's path: the home or shared directory as given,
+ * "/" and the file's name; valid only during the call
+ * @param[in] offset the byte offset in the file where the damage or the
+ * torn tail begins (0 for a missing file)
+ * @param[in] what a description; valid only during the call
+ * @return 0 to go on; anything else stops the call, which returns it
+ * unchanged.
+ */
+typedef int (*layered_verify_report)(void *arg, int kind, const char *file,
+                                     uint64_t offset, const char *what);
+
+/** What layered_verify() or layered_salvage_scan() read. */
+typedef struct layered_verify_stats {
+    uint64_t files;      /**< files read: metadata and constituents */
+    uint64_t bytes;      /**< their sizes, summed */
+    uint64_t records;    /**< constituent records whose checksums passed */
+    uint64_t damaged;    /**< LAYERED_VERIFY_DAMAGE reports */
+    uint64_t torn_tails; /**< LAYERED_VERIFY_TORN_TAIL reports */
+} layered_verify_stats;
+
+/**
+ * Check every checksum of a database home without modifying anything.
+ *
+ * Reads the metadata snapshot (layered.meta: its checksum and every line)
+ * and journal (layered.meta.log: every record's checksum), then every
+ * record of every constituent of the tables they list: the file header,
+ * each record header and each record body.  A constituent that the table's
+ * state requires and that is missing is damage (an active or archived
+ * table has both; an offloaded or stopping one keeps its stable
+ * constituent).  Tables whose drop was interrupted are skipped: the next
+ * open finishes the drop.  Nothing is written, truncated or created.
+ * @param[in] home the home directory
+ * @param[in] shared_dir the directory of the stable constituents, as
+ * layered_config.shared_dir: NULL for "<home>/shared"
+ * @param[in] table NULL for every table, or one table's NAME (without
+ * "layered:"): the metadata and that table's constituents are read.  A
+ * NAME that the metadata does not list has its files read if they exist
+ * @param[in] report called for each damage and each torn tail, in the
+ * order of the files and of the offsets in each; NULL: they are only
+ * counted
+ * @param[in] arg passed to report
+ * @param[out] stats what was read, or NULL; filled also when an error is
+ * returned, as far as the call got
+ * @return 0 (no damage; torn tails may have been reported),
+ * LAYERED_CORRUPT (damage was reported; every file was still read), EINVAL
+ * (NULL or empty home, empty shared_dir, a malformed table name), ENOENT
+ * (home or the shared directory is missing; the home holds neither
+ * metadata file, so it is not a Layered home; table is not listed and has
+ * no files), ENOTDIR, EACCES, EMFILE, EBUSY (the home is open in this or
+ * another process), EIO (a read failed, or a file shrank while it was
+ * read), ENOMEM, or report's non-zero value.
+ * Threads: any; needs no connection.  Holds the home's LOCK file shared
+ * (flock) for the whole call, so a layered_open of the home meanwhile
+ * returns EBUSY.  Blocks on file I/O only.
+ */
+int layered_verify(const char *home, const char *shared_dir,
+                   const char *table, layered_verify_report report,
+                   void *arg, layered_verify_stats *stats);
+
+/** Constituents, in layered_record.constituent. */
+#define LAYERED_CONSTITUENT_INGEST 0
+#define LAYERED_CONSTITUENT_STABLE 1
+
+/** Kinds of record, in layered_record.kind. */
+/** The key was set to the value. */
+#define LAYERED_RECORD_PUT 0
+/** The key was removed: a stable delete, or an ingest tombstone (which
+ * hides the stable value). */
+#define LAYERED_RECORD_REMOVE 1
+/** Every earlier record of the same file is dead: the drain cleared the
+ * ingest after copying it into the stable constituent. */
+#define LAYERED_RECORD_CLEAR 2
+
+/** One intact record, as layered_salvage_scan() delivers it. */
+typedef struct layered_record {
+    int constituent;     /**< LAYERED_CONSTITUENT_* */
+    int kind;            /**< LAYERED_RECORD_* */
+    uint64_t offset;     /**< where the record begins in its file */
+    uint64_t lsn;        /**< the LSN it was written with */
+    const void *key;     /**< NULL for LAYERED_RECORD_CLEAR */
+    size_t key_len;
+    const void *value;   /**< a PUT's value, non-NULL also when empty;
+                              NULL for the other kinds */
+    size_t value_len;
+} layered_record;
+
+/**
+ * Read every intact record of one table's constituents, in file order, so
+ * that a damaged table's rows can be rebuilt (salvage).
+ *
+ * Reads NAME.ingest in the home, then NAME.stable in the shared directory,
+ * by the rules of layered_verify: records whose checksums pass go to
+ * record, damage and torn tails to report.  A missing constituent is
+ * skipped (an offloaded table has no ingest).  The metadata is not read
+ * and nothing is written.
+ *
+ * To rebuild the rows: drop each record of a constituent that comes before
+ * a LAYERED_RECORD_CLEAR in the same constituent; then for each key keep
+ * the record with the highest LSN across both constituents, the ingest's
+ * on a tie; a key whose kept record is a removal has no row.  A key whose
+ * newest record is damaged comes back with its newest intact record (an
+ * older value) if there is one.
+ * @param[in] home the home directory
+ * @param[in] shared_dir as for layered_verify: NULL for "<home>/shared"
+ * @param[in] table the table's NAME (without "layered:")
+ * @param[in] record called for each intact record, in file order; the
+ * record and the memory it points to are valid only during the call.  No
+ * library lock is held, so it may call into the library (to write the
+ * rows into another table).  A non-zero return stops the scan and is
+ * returned unchanged
+ * @param[in] report as for layered_verify, or NULL
+ * @param[in] arg passed to record and report
+ * @param[out] stats what was read, or NULL; filled also when an error is
+ * returned
+ * @return 0, LAYERED_CORRUPT (damage was reported; every intact record was
+ * still delivered), EINVAL (NULL or empty home, empty shared_dir, NULL
+ * record, a malformed table name), ENOENT (the home is missing, or neither
+ * constituent exists), ENOTDIR, EACCES, EMFILE, EIO (a read failed, or a
+ * file shrank while it was read), ENOMEM, or a callback's non-zero value.
+ * Threads: any; needs no connection and takes no lock, so the calling
+ * process may have the database open meanwhile (to write the rows through
+ * it).  Nothing may write to the table during the call, in this process or
+ * another: a write made meanwhile may be seen in part (as a torn tail) or
+ * not at all.  Blocks on file I/O only.
+ */
+int layered_salvage_scan(const char *home, const char *shared_dir,
+                         const char *table,
+                         int (*record)(void *arg, const layered_record *rec),
+                         layered_verify_report report, void *arg,
+                         layered_verify_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif
