@@ -5,6 +5,9 @@ let package = Package(
     name: "Layered",
     products: [
         .library(name: "Layered", targets: ["Layered"]),
+        // The command-line tool.  Its module is LayeredTool: a module named
+        // "layered" would clash with Layered on case-insensitive file systems.
+        .executable(name: "layered", targets: ["LayeredTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,6 +52,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/layered-stress"
+        ),
+        .executableTarget(
+            name: "LayeredTool",
+            dependencies: [
+                "Layered",
+                // layered_verify and layered_salvage_scan, which need no
+                // connection and so have no place in the Swift layer's types.
+                "CLayered",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/layered"
         ),
         .testTarget(
             name: "LayeredTests",
