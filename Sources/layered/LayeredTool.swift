@@ -96,7 +96,7 @@ struct LayeredCommand: AsyncParsableCommand {
             \(ExitStatus.table)
             """,
         version: "0.1.0",
-        subcommands: [Stat.self, Tables.self, Dump.self, Load.self])
+        subcommands: [Stat.self, Tables.self, Dump.self, Load.self, Verify.self, Salvage.self])
 
     func run() async throws {
         throw ToolFailure(
