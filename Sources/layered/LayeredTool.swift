@@ -96,7 +96,11 @@ struct LayeredCommand: AsyncParsableCommand {
             \(ExitStatus.table)
             """,
         version: "0.1.0",
-        subcommands: [Stat.self, Tables.self, Dump.self, Load.self, Verify.self, Salvage.self])
+        subcommands: [
+            Stat.self, Tables.self, Dump.self, Load.self, Verify.self, Salvage.self,
+            Checkpoint.self, StepUp.self, StepDown.self, Archive.self, Unarchive.self,
+            Offload.self,
+        ])
 
     func run() async throws {
         throw ToolFailure(
