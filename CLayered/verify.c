@@ -360,8 +360,8 @@ static int
 scan_torn(struct verify *v, uint64_t off, const char *why)
 {
     return verify_report(v, LAYERED_VERIFY_TORN_TAIL, v->path, off,
-                         "torn tail (%" PRIu64 " bytes, cut by the next "
-                         "open): %s", v->size - off, why);
+                         "%s (%" PRIu64 " bytes; the next open cuts them)",
+                         why, v->size - off);
 }
 
 /*
@@ -731,8 +731,8 @@ verify_journal(struct verify *v, bool *foundp)
              sscanf(line + 9, "%15s %201s %" SCNu64, op, name, &arg) != 3)) {
             if (next == buf + len) {
                 ret = verify_report(v, LAYERED_VERIFY_TORN_TAIL, path, off,
-                                    "torn tail (%zu bytes, cut by the next "
-                                    "open): incomplete last record",
+                                    "incomplete last record (%zu bytes; the "
+                                    "next open cuts them)",
                                     (size_t)(buf + len - line));
                 break;
             }
