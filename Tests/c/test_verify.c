@@ -472,6 +472,7 @@ test_open_home(void)
     struct seen seen;
     layered_conn *conn;
     char *home = build_home(), *empty = tu_mkdtemp("verify-empty");
+    char *empty_shared = path_of(empty, "shared");
 
     printf("an open home, not a home\n");
     CHECK_OK(layered_open(home, NULL, &conn));
@@ -482,7 +483,7 @@ test_open_home(void)
     CHECK(seen.nrecords > 0);
     CHECK_OK(layered_close(conn));
     CHECK_RET(ENOENT, layered_verify(empty, NULL, NULL, NULL, NULL, NULL));
-    CHECK(mkdir(path_of(empty, "shared"), 0755) == 0);
+    CHECK(mkdir(empty_shared, 0755) == 0);
     CHECK_RET(ENOENT, layered_verify(empty, NULL, NULL, NULL, NULL, NULL));
     CHECK_RET(ENOENT, layered_verify("/nonexistent/home", NULL, NULL, NULL,
                                      NULL, NULL));
@@ -491,6 +492,7 @@ test_open_home(void)
     tu_rmdir(empty);
     free(home);
     free(empty);
+    free(empty_shared);
 }
 
 int
