@@ -113,7 +113,7 @@ conn_free(layered_conn *conn)
         dh_table_destroy(conn);
     }
     while (!RB_EMPTY(&conn->tables))
-        table_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
+        tbl_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
     meta_close(conn);
     if (conn->lock_fd >= 0)
         (void)conn->os->close(conn->lock_fd); /* releases the flock */

@@ -193,7 +193,7 @@ layered_cursor_open(layered_session *session, const char *uri,
         return ENOMEM;
     c->session = session;
     if (strncmp(uri, "layered:", 8) == 0) {
-        ERR(uri_parse_layered(uri, &name));
+        ERR(tbl_uri_parse(uri, &name));
         c->layered = true;
         (void)snprintf(c->table, sizeof(c->table), "%s", name);
         dh_name(dhname, sizeof(dhname), name, true);

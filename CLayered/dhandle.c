@@ -220,7 +220,7 @@ constituent_of(const char *name, char *table, size_t len, bool *ingestp)
     else
         return EINVAL;
     n = (size_t)(dot - base);
-    if (n == 0 || n >= len || !name_valid(base, n))
+    if (n == 0 || n >= len || !tbl_name_valid(base, n))
         return EINVAL;
     memcpy(table, base, n);
     table[n] = '\0';
@@ -243,7 +243,7 @@ dh_open_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
 
     ERR(constituent_of(name, table, sizeof(table), &ingest));
     /* A table being dropped, dropped or offloaded has no local handles. */
-    t = table_find(conn, table);
+    t = tbl_find(conn, table);
     if (t == NULL || t->dropping || t->state == LAYERED_TABLE_DROPPED ||
         t->state == LAYERED_TABLE_OFFLOADED ||
         t->state == LAYERED_TABLE_STOPPING)

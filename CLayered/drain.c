@@ -378,7 +378,7 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
          * makes a repeated drain safe without it). */
         struct table *t;
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-        if ((t = table_find(conn, item->table)) != NULL &&
+        if ((t = tbl_find(conn, item->table)) != NULL &&
             t->id == item->table_id && t->drained_lsn < item->max_lsn)
             t->drained_lsn = item->max_lsn;
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);

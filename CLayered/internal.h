@@ -212,7 +212,7 @@ int dh_close_all(layered_conn *conn);
 /* Constituent names */
 void dh_name(char *buf, size_t len, const char *table, bool ingest);
 
-/* ---- tables and metadata (layered.c, meta.c) ---- */
+/* ---- tables (table.c) and metadata (meta.c) ---- */
 struct table {
     RB_ENTRY(table) link;
     uint64_t id;         /* incarnation: unique within the connection */
@@ -232,16 +232,21 @@ struct table {
     char name[];
 };
 RB_HEAD(__layered_table_tree, table);
-int table_cmp(struct table *a, struct table *b);
-RB_PROTOTYPE(__layered_table_tree, table, link, table_cmp)
+int tbl_cmp(struct table *a, struct table *b);
+RB_PROTOTYPE(__layered_table_tree, table, link, tbl_cmp)
 
-struct table *table_find(layered_conn *conn, const char *name);
-int table_insert(layered_conn *conn, const char *name, int state,
-                 struct table **tp);
-void table_free(layered_conn *conn, struct table *t);
+struct table *tbl_find(layered_conn *conn, const char *name);
+int tbl_insert(layered_conn *conn, const char *name, int state,
+               struct table **tp);
+void tbl_free(layered_conn *conn, struct table *t);
 /* Parse "layered:NAME" into NAME (validated). */
-int uri_parse_layered(const char *uri, const char **namep);
-bool name_valid(const char *name, size_t len);
+int tbl_uri_parse(const char *uri, const char **namep);
+bool tbl_name_valid(const char *name, size_t len);
+/* Create an empty constituent file, replacing an orphan. */
+int tbl_create_file(layered_conn *conn, int dirfd, const char *dir,
+                    const char *name, const char *suffix);
+/* Remove a table's two files and sync both directories. */
+int tbl_unlink_files(layered_conn *conn, const char *name);
 
 /* Metadata (meta.c): a checksummed snapshot file replaced atomically plus
  * a checksummed journal appended (fdatasync) by each schema change and
@@ -252,8 +257,6 @@ int meta_load(layered_conn *conn);
 int meta_log(layered_conn *conn, enum meta_op op, const char *name,
              uint64_t arg);
 int meta_snapshot(layered_conn *conn);
-/* Remove a table's files and sync both directories. */
-int meta_unlink_table(layered_conn *conn, const char *name);
 void meta_close(layered_conn *conn);
 
 /* ---- lifecycle (lifecycle.c) ---- */
@@ -265,9 +268,6 @@ int lifecycle_recover(layered_conn *conn);
 /* Drop's check: EBUSY while an offload or restore runs.  Schema lock
  * held. */
 int lifecycle_drop_check(struct table *t);
-/* Create an empty constituent file, replacing an orphan (layered.c). */
-int create_file(layered_conn *conn, int dirfd, const char *dir,
-                const char *name, const char *suffix);
 
 /* ---- drain queue (drain.c) ---- */
 struct drain_ctx;

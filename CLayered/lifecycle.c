@@ -44,7 +44,7 @@ enum ruling { RULE_PROCEED, RULE_DONE };
 static struct table *
 live_table(layered_conn *conn, const char *name)
 {
-    struct table *t = table_find(conn, name);
+    struct table *t = tbl_find(conn, name);
 
     return t == NULL || t->dropping ? NULL : t;
 }
@@ -198,7 +198,7 @@ session_table(layered_session *session, const char *uri,
     if (conn_panicked(*connp))
         return LAYERED_PANIC;
     layered_rcu_enter();
-    return uri_parse_layered(uri, namep);
+    return tbl_uri_parse(uri, namep);
 }
 
 int
@@ -280,8 +280,8 @@ restore(layered_conn *conn, struct table *t)
                     layered_strerror(ret));
         return ret;
     }
-    if ((ret = create_file(conn, conn->home_fd, conn->home, t->name,
-                           "ingest")) != 0 ||
+    if ((ret = tbl_create_file(conn, conn->home_fd, conn->home, t->name,
+                               "ingest")) != 0 ||
         (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
         (ret = meta_log(conn, META_STATE, t->name, LAYERED_TABLE_ACTIVE)) !=
             0)

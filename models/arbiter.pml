@@ -257,7 +257,7 @@ proctype Unarchive() {
      if
      :: restoring ->                         /* restore */
         if
-        :: ret = ENOSPC                      /* create_file */
+        :: ret = ENOSPC                      /* tbl_create_file */
         :: ingest_file = 1;
            meta_log(ret);
            if
