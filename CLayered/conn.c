@@ -249,7 +249,7 @@ layered_open_os(const char *home, const layered_config *cfg,
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
     /* Before this connection's first checkpoint: the files as on disk. */
-    publish_size(conn, stable_bytes(conn));
+    ckpt_publish_size(conn, ckpt_stable_bytes(conn));
     ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;
@@ -301,7 +301,7 @@ layered_stats(layered_conn *conn, layered_conn_stats *st)
         return EINVAL;
     memset(st, 0, sizeof(*st));
     st->stable_checkpoint_bytes = atomic_load(&conn->stable_ckpt_bytes);
-    st->database_size = database_size_of(st->stable_checkpoint_bytes);
+    st->database_size = ckpt_database_size(st->stable_checkpoint_bytes);
     st->role = atomic_load(&conn->role);
     st->panicked = conn_panicked(conn);
     st->lsn = atomic_load(&conn->lsn);

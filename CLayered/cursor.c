@@ -420,7 +420,7 @@ layered_cursor_reset(layered_cursor *c)
 }
 
 int
-cursor_close_internal(layered_cursor *c)
+cursor_close(layered_cursor *c)
 {
     layered_conn *conn = c->session->conn;
 
@@ -446,5 +446,5 @@ layered_cursor_close(layered_cursor *c)
     if (c == NULL)
         return EINVAL;
     layered_rcu_enter();
-    return cursor_close_internal(c);
+    return cursor_close(c);
 }

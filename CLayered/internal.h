@@ -320,7 +320,7 @@ struct layered_session {
     TAILQ_HEAD(, layered_cursor) cursors;
 };
 
-int cursor_close_internal(layered_cursor *c);
+int cursor_close(layered_cursor *c);
 
 /* ---- the connection ---- */
 struct layered_conn {
@@ -383,7 +383,7 @@ struct layered_conn {
 
     /* statistics */
     /* The last checkpoint's stable bytes; database_size is derived from it
-     * (database_size_of), so the two are always one consistent pair. */
+     * (ckpt_database_size), so the two are always one consistent pair. */
     _Atomic uint64_t stable_ckpt_bytes;
     _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
         st_compactions, st_step_ups, st_step_downs, st_tables_drained,
@@ -423,9 +423,8 @@ conn_panicked(layered_conn *conn)
     } while (0)
 
 /* checkpoint.c */
-int checkpoint_locked(layered_conn *conn);
-uint64_t stable_bytes(layered_conn *conn);
-void publish_size(layered_conn *conn, uint64_t stable);
-uint64_t database_size_of(uint64_t stable);
+uint64_t ckpt_stable_bytes(layered_conn *conn);
+void ckpt_publish_size(layered_conn *conn, uint64_t stable);
+uint64_t ckpt_database_size(uint64_t stable);
 
 #endif /* LAYERED_INTERNAL_H */

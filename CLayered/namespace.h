@@ -8,15 +8,14 @@
 #ifndef LAYERED_NAMESPACE_H
 #define LAYERED_NAMESPACE_H
 
-#define checkpoint_locked __layered_checkpoint_locked
 #define conn_lock __layered_conn_lock
 #define conn_unlock __layered_conn_unlock
 #define crc32c __layered_crc32c
 #define crc32c_portable __layered_crc32c_portable
-#define stable_bytes __layered_stable_bytes
-#define publish_size __layered_publish_size
-#define database_size_of __layered_database_size_of
-#define cursor_close_internal __layered_cursor_close_internal
+#define ckpt_database_size __layered_ckpt_database_size
+#define ckpt_publish_size __layered_ckpt_publish_size
+#define ckpt_stable_bytes __layered_ckpt_stable_bytes
+#define cursor_close __layered_cursor_close
 #define dh_close_all __layered_dh_close_all
 #define dh_collect __layered_dh_collect
 #define dh_find __layered_dh_find
