@@ -122,7 +122,11 @@ dh_free_rcu(struct rcu_head *head)
     free(dh);
 }
 
-void
+/*
+ * dh_pin --
+ *     Pin a handle the caller has already pinned.
+ */
+static void
 dh_pin(struct dhandle *dh)
 {
     (void)atomic_fetch_add(&dh->pins, 1);
@@ -171,11 +175,11 @@ pin_if_live(struct dhandle *dh)
 }
 
 /*
- * dh_lookup --
+ * dh_find --
  *     The lock-free path: find a live handle and pin it.
  */
-static struct dhandle *
-dh_lookup(layered_conn *conn, const char *name)
+struct dhandle *
+dh_find(layered_conn *conn, const char *name)
 {
     struct cds_lfht_iter iter;
     struct cds_lfht_node *node;
@@ -190,12 +194,6 @@ dh_lookup(layered_conn *conn, const char *name)
     }
     rcu_read_unlock();
     return dh;
-}
-
-struct dhandle *
-dh_find(layered_conn *conn, const char *name)
-{
-    return dh_lookup(conn, name);
 }
 
 /*
@@ -300,10 +298,10 @@ dh_get(layered_conn *conn, const char *name, struct dhandle **dhp)
     int ret;
 
     *dhp = NULL;
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         return 0;
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         ret = 0;
     else
         ret = dh_open_locked(conn, name, dhp);
@@ -315,7 +313,7 @@ int
 dh_get_schema_held(layered_conn *conn, const char *name,
                    struct dhandle **dhp)
 {
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         return 0;
     return dh_open_locked(conn, name, dhp);
 }
@@ -406,13 +404,12 @@ dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
     if (open) {
         if ((ret = dh_get_schema_held(conn, name, &dh)) != 0)
             return ret;
-    } else if ((dh = dh_lookup(conn, name)) == NULL)
+    } else if ((dh = dh_find(conn, name)) == NULL)
         return 0;
     if (dh_rwlock_try_write_lock(&dh->lock) != 0) {
         dh_release(dh);
         return EBUSY;
     }
-    (void)atomic_fetch_or(&dh->flags, DH_EXCLUSIVE);
     *dhp = dh;
     return 0;
 }
@@ -422,7 +419,6 @@ dh_unlock_exclusive(struct dhandle *dh)
 {
     if (dh == NULL)
         return;
-    (void)atomic_fetch_and(&dh->flags, ~DH_EXCLUSIVE);
     dh_rwlock_write_unlock(&dh->lock);
     dh_release(dh);
 }
@@ -446,14 +442,15 @@ dh_remove(struct dhandle *dh, bool dropped)
 }
 
 /*
- * dh_sweep --
+ * dh_sweep_locked, dh_sweep --
  *     Close idle handles while too many are open: each costs a file
  *     descriptor and its index memory.  A handle is idle when only the
  *     table's pin is left and its exclusive lock can be had at once;
  *     removing it under the schema lock means the next user opens it
- *     again from disk.
+ *     again from disk.  dh_sweep takes the schema lock, dh_sweep_locked
+ *     runs under it.
  */
-void
+static void
 dh_sweep_locked(layered_conn *conn)
 {
     struct cds_lfht_iter iter;

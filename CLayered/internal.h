@@ -146,7 +146,6 @@ fp_hit(struct fp_table *t, const char *name)
 
 /* ---- dhandles (dhandle.c) ---- */
 #define DH_OPEN 0x1u
-#define DH_EXCLUSIVE 0x2u
 #define DH_DEAD 0x4u     /* out of the table: lookups skip it */
 #define DH_DROPPED 0x8u  /* its files were removed */
 
@@ -179,8 +178,6 @@ int dh_get_schema_held(layered_conn *conn, const char *name,
                        struct dhandle **dhp);
 /* Pin every open handle into a malloc'ed array (checkpoint). */
 int dh_collect(layered_conn *conn, struct dhandle ***arrp, size_t *np);
-/* Pin a handle already pinned by the caller. */
-void dh_pin(struct dhandle *dh);
 /* Drop a pin. */
 void dh_release(struct dhandle *dh);
 /* dh_get, then take the shared lock; a handle found DEAD after locking is
@@ -199,14 +196,12 @@ void dh_remove(struct dhandle *dh, bool dropped);
 int dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
                       bool open, struct dhandle **dhp);
 void dh_unlock_exclusive(struct dhandle *dh);
-/* Find an open handle without opening (pinned) or NULL.  Schema lock or
- * RCU lookup only. */
+/* Find an open handle without opening it: pinned, or NULL.  Schema lock
+ * or RCU lookup only. */
 struct dhandle *dh_find(layered_conn *conn, const char *name);
 /* Close idle handles (only the table's pin, no lock holder) when more than
  * the limit are open.  Takes the schema lock. */
 void dh_sweep(layered_conn *conn);
-/* dh_sweep for a caller holding the schema lock. */
-void dh_sweep_locked(layered_conn *conn);
 /* Close every handle (connection close). */
 int dh_close_all(layered_conn *conn);
 /* Constituent names */
@@ -252,7 +247,13 @@ int tbl_unlink_files(layered_conn *conn, const char *name);
  * a checksummed journal appended (fdatasync) by each schema change and
  * folded into a new snapshot when it grows.  Caller holds the schema
  * lock. */
-enum meta_op { META_CREATE, META_DROPPING, META_DROP, META_STATE };
+enum meta_op {
+    META_CREATE,
+    META_DROPPING,
+    META_DROP,
+    META_STATE,
+    META_JOURNAL /* a journal's first record: its generation (meta.c) */
+};
 int meta_load(layered_conn *conn);
 int meta_log(layered_conn *conn, enum meta_op op, const char *name,
              uint64_t arg);

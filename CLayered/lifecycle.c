@@ -39,8 +39,6 @@
 
 #include "internal.h"
 
-enum ruling { RULE_PROCEED, RULE_DONE };
-
 static struct table *
 live_table(layered_conn *conn, const char *name)
 {

@@ -53,9 +53,11 @@
 #define META_TMP "layered.meta.tmp"
 #define META_LOG "layered.meta.log"
 
-static const char *const op_names[] = {"create", "dropping", "drop", "state",
-                                       "journal"};
-#define META_JOURNAL 4
+static const char *const op_names[] = {
+    [META_CREATE] = "create", [META_DROPPING] = "dropping",
+    [META_DROP] = "drop",     [META_STATE] = "state",
+    [META_JOURNAL] = "journal",
+};
 
 /*
  * read_all --
@@ -294,8 +296,7 @@ load_journal(layered_conn *conn)
             }
             continue;
         }
-        if (i == META_JOURNAL ||
-            (i != META_JOURNAL && !tbl_name_valid(name, strlen(name))))
+        if (i == META_JOURNAL || !tbl_name_valid(name, strlen(name)))
             ERR_MSG(conn, LAYERED_CORRUPT, "%s/%s: bad record at offset %zu",
                     conn->home, META_LOG, (size_t)(line - buf));
         ERR(apply_op(conn, i, name, arg));

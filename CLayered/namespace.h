@@ -25,7 +25,6 @@
 #define dh_name __layered_dh_name
 #define dh_lock_exclusive __layered_dh_lock_exclusive
 #define dh_unlock_exclusive __layered_dh_unlock_exclusive
-#define dh_pin __layered_dh_pin
 #define dh_release __layered_dh_release
 #define dh_remove __layered_dh_remove
 #define dh_rwlock_init __layered_dh_rwlock_init
@@ -34,7 +33,6 @@
 #define dh_rwlock_try_write_lock __layered_dh_rwlock_try_write_lock
 #define dh_rwlock_write_unlock __layered_dh_rwlock_write_unlock
 #define dh_sweep __layered_dh_sweep
-#define dh_sweep_locked __layered_dh_sweep_locked
 #define dh_table_create __layered_dh_table_create
 #define dh_table_destroy __layered_dh_table_destroy
 #define dh_unlock_release __layered_dh_unlock_release
