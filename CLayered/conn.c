@@ -279,15 +279,11 @@ layered_close(layered_conn *conn)
     lifecycle_stop(conn);
     while ((s = TAILQ_FIRST(&conn->sessions)) != NULL)
         (void)layered_session_close(s);
-    tret = dh_close_all(conn);
-    if (tret != 0 && ret == 0)
-        ret = tret;
+    TRET(dh_close_all(conn));
     if (!conn_panicked(conn)) {
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-        tret = meta_snapshot(conn);
+        TRET(meta_snapshot(conn));
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
-        if (tret != 0 && ret == 0)
-            ret = tret;
     } else
         ret = LAYERED_PANIC;
     conn_free(conn);

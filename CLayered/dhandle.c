@@ -513,8 +513,8 @@ dh_close_all(layered_conn *conn)
         (void)atomic_fetch_or(&dh->flags, DH_DEAD);
         (void)atomic_fetch_sub(&conn->dh_open, 1);
         if (atomic_fetch_sub(&dh->pins, 1) == 1) {
-            if (dh->fs != NULL && (tret = fs_close(dh->fs)) != 0 && ret == 0)
-                ret = tret;
+            if (dh->fs != NULL)
+                TRET(fs_close(dh->fs));
             dh->fs = NULL;
             call_rcu(&dh->rcu, dh_free_rcu);
         }

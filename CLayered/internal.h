@@ -68,6 +68,13 @@
             goto err;                                                       \
         }                                                                   \
     } while (0)
+/* Cleanup that goes on after an error: keep the first error (needs an int
+ * tret beside ret). */
+#define TRET(x)                                                             \
+    do {                                                                    \
+        if ((tret = (x)) != 0 && ret == 0)                                  \
+            ret = tret;                                                     \
+    } while (0)
 
 /* ---- lock order (rwlock.c) ---- */
 enum lock_level {
