@@ -772,6 +772,7 @@ struct workload {
 static const struct workload workloads[] = {
     {"schema-fsync", wl_schema, LAYERED_SYNC_FSYNC, LAYERED_DRAIN_SKIP_MISSING},
     {"schema-write", wl_schema, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
+    {"schema-none", wl_schema, LAYERED_SYNC_NONE, LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-skip-missing", wl_stepup, LAYERED_SYNC_FSYNC,
      LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-read-lock", wl_stepup, LAYERED_SYNC_FSYNC,
