@@ -252,7 +252,7 @@ w_create(struct run *r, const char *name)
 }
 
 static void
-w_drop(struct run *r, const char *name)
+w_drop_flags(struct run *r, const char *name, unsigned flags)
 {
     char uri[64];
     struct mtable *t;
@@ -262,8 +262,14 @@ w_drop(struct run *r, const char *name)
     t = mt(r, name);
     (void)snprintf(uri, sizeof(uri), "layered:%s", name);
     t->hi = 2;
-    if (ok(r, layered_drop(r->s, uri, LAYERED_DROP_FORCE)))
+    if (ok(r, layered_drop(r->s, uri, flags)))
         t->lo = 2;
+}
+
+static void
+w_drop(struct run *r, const char *name)
+{
+    w_drop_flags(r, name, LAYERED_DROP_FORCE);
 }
 
 static void
@@ -421,7 +427,7 @@ wl_schema(struct run *r)
     put_keys(r, "c", "k", 0, 2);
     w_checkpoint(r);
     w_reopen(r, LAYERED_ROLE_LEADER);
-    w_drop(r, "a");
+    w_drop_flags(r, "a", LAYERED_DROP_FORCE | LAYERED_DROP_CHECKPOINT_WAIT);
     put_keys(r, "c", "k", 2, 2);
 }
 
@@ -579,20 +585,6 @@ out:
 
 /* ---- the check after recovery ---- */
 
-static int
-count_entries(layered_session *s, const char *uri)
-{
-    layered_cursor *c;
-    int n = 0, ret;
-
-    if (layered_cursor_open(s, uri, &c) != 0)
-        return -1;
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    (void)layered_cursor_close(c);
-    return ret == LAYERED_NOTFOUND ? n : -1;
-}
-
 static void
 check_rows(struct run *r, struct mtable *t)
 {
@@ -727,10 +719,13 @@ check(struct run *r)
         (void)snprintf(uri, sizeof(uri), "layered:%s", r->t[i].name);
         if (layered_table_state(r->s, uri, &state) != 0)
             continue;
+        uint64_t n = 0;
         (void)snprintf(uri, sizeof(uri), "file:%s.ingest", r->t[i].name);
-        if ((ret = count_entries(r->s, uri)) != 0)
-            violation(r, "layered:%s: ingest holds %d entries after a "
-                      "successful step-up", r->t[i].name, ret);
+        if ((ret = layered_test_constituent_entries(r->s, uri, &n)) != 0 ||
+            n != 0)
+            violation(r, "layered:%s: ingest holds %" PRIu64 " entries "
+                      "(rows and tombstones) after a successful step-up (%s)",
+                      r->t[i].name, n, layered_strerror(ret));
     }
     if ((ret = layered_checkpoint(r->s)) != 0) {
         violation(r, "checkpoint after recovery: %s", layered_strerror(ret));
@@ -777,6 +772,7 @@ struct workload {
 static const struct workload workloads[] = {
     {"schema-fsync", wl_schema, LAYERED_SYNC_FSYNC, LAYERED_DRAIN_SKIP_MISSING},
     {"schema-write", wl_schema, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
+    {"schema-none", wl_schema, LAYERED_SYNC_NONE, LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-skip-missing", wl_stepup, LAYERED_SYNC_FSYNC,
      LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-read-lock", wl_stepup, LAYERED_SYNC_FSYNC,
@@ -883,6 +879,7 @@ main(int argc, char **argv)
         fprintf(stderr, "test_sim: no workload %s\n", argv[1]);
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("test_sim: base seed %" PRIu64 ", %d power-cut seed%s per call "
            "(LAYERED_SIM_DEPTH=%s)\n", base, seeds, seeds == 1 ? "" : "s",
            depth != NULL ? depth : "default");
