@@ -33,6 +33,7 @@ layers=(
   cursor      # cursors
   session     # sessions own cursors
   conn        # open and close everything, statistics, step-down
+  testapi     # what the library's own tests may ask (layered_test.h)
 )
 # Back arrows allowed, "FROM -> TO: reason".  The reason stands, word for
 # word (case aside), in a comment of FROM's source where it makes the
