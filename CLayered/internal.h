@@ -145,7 +145,7 @@ int fp_set(struct fp_table *t, const char *name, const char *action);
 int fp_set_list(struct fp_table *t, const char *list);
 /* Any thread, any locks held; takes the failpoint mutex (a leaf). */
 void fp_release_all(struct fp_table *t);
-/* fp_hit when some failpoint is set. */
+/* fp_hit when some failpoint is set.  Any thread, any locks held. */
 int fp_hit_slow(struct fp_table *t, const char *name);
 /* Returns 0 to continue or an injected error.  Costs one relaxed atomic
  * load when no failpoint is set.  Any thread, any locks held: a paused
