@@ -56,13 +56,15 @@ rcu_key_create(void)
 /*
  * layered_rcu_enter --
  *     Register the calling thread with RCU once; it is unregistered when
- *     the thread exits.
+ *     the thread exits.  The first thread also installs the fork handlers
+ *     (fork.c), before this process has any call_rcu state.
  */
 void
 layered_rcu_enter(void)
 {
     if (rcu_registered)
         return;
+    fork_handlers_init();
     (void)pthread_once(&rcu_key_once, rcu_key_create);
     rcu_register_thread();
     rcu_registered = true;

@@ -169,6 +169,9 @@ struct dhandle {
 };
 
 void layered_rcu_enter(void);
+/* Register the pthread_atfork handlers that keep liburcu working in a
+ * forked child (fork.c).  Any thread; once per process. */
+void fork_handlers_init(void);
 int dh_table_create(layered_conn *conn);
 void dh_table_destroy(layered_conn *conn);
 /* Find or open a constituent's handle and pin it.  ENOENT if the table or
