@@ -285,10 +285,13 @@ void layered_config_init(layered_config *cfg);
  * with the parent (opening a home the parent holds open returns EBUSY).
  * Calling fork from inside a library callback (a panic or message handler)
  * is not supported.  Because of the RCU flavour the library uses, the fork
- * must happen while no other thread that has called into the library since
- * it started is still running: such a thread's reader registration is
- * copied into the child, where it can block or corrupt the child's RCU
- * state.
+ * must happen while no other thread that has ever called into the library
+ * is still running: such a thread's RCU reader registration is copied into
+ * the child, where it can hang or crash the child's use of the library (a
+ * thread that has exited is fine).  That includes the library's own
+ * threads: a step-up's drain workers while it runs, and the maintenance
+ * thread of a connection opened with offload_idle_ms > 0, for as long as it
+ * is open.
  */
 
 /**

@@ -1,16 +1,19 @@
 /*
  * test_fork.c -- a process that uses the library may fork(2) without
  * exec, and the child may open connections of its own:
- *   1. the parent opened, used and closed a connection, then forks; the
- *      child opens, uses and closes one (this hung in the child's
- *      layered_close: its rcu_barrier waited for the parent's call_rcu
- *      thread, which does not exist in the child);
+ *   1. the parent opened, used and closed a connection (its step-up's
+ *      drain worker has exited), then forks; the child opens, uses and
+ *      closes one (this hung in the child's layered_close: its rcu_barrier
+ *      waited for the parent's call_rcu thread, which does not exist in the
+ *      child);
  *   2. the parent keeps a connection open across the fork and goes on
  *      using it (writes, a drop whose handles are freed after a grace
  *      period, a step-up, close) while the child works on a home of its
  *      own; the child cannot open the parent's home (EBUSY: it shares the
  *      parent's lock);
  * A child that hangs is killed after CHILD_TIMEOUT_S and fails the test.
+ * Not covered, because it is not supported (layered.h): a fork while
+ * another thread that used the library is still running.
  */
 #include <signal.h>
 #include <sys/wait.h>
