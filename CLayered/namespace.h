@@ -68,6 +68,8 @@
 #define lifecycle_recover __layered_lifecycle_recover
 #define lifecycle_start __layered_lifecycle_start
 #define lifecycle_stop __layered_lifecycle_stop
+#define lock_order_acquire __layered_lock_order_acquire
+#define lock_order_release __layered_lock_order_release
 #define meta_close __layered_meta_close
 #define meta_load __layered_meta_load
 #define meta_log __layered_meta_log
