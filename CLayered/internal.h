@@ -1,8 +1,9 @@
 /*
  * internal.h -- structures and functions shared by the C core's subsystems.
  *
- * LOCK ORDER (the one place it is written down; checked in builds without
- * NDEBUG by lock_order_acquire in rwlock.c).  A thread may only acquire a
+ * LOCK ORDER (the one place it is written down; checked by
+ * lock_order_acquire in rwlock.c in builds with LAYERED_LOCK_ORDER, which
+ * is on by default without NDEBUG).  A thread may only acquire a
  * lock whose level is higher than every level it already holds:
  *
  *   1 LOCK_CHECKPOINT  conn->ckpt_lock    checkpoints, step-up (whole
@@ -84,12 +85,30 @@ enum lock_level {
     LOCK_DRAIN = 4,
     LOCK_DHANDLE = 5
 };
+/* LAYERED_LOCK_ORDER=1 compiles the checker in, =0 leaves it out; unset, it
+ * follows NDEBUG.  CMake's LAYERED_LOCK_ORDER_CHECK option sets it in an
+ * optimised build, so that the release tests check the order too. */
+#ifndef LAYERED_LOCK_ORDER
 #ifdef NDEBUG
-#define lock_order_acquire(level) ((void)0)
-#define lock_order_release(level) ((void)0)
+#define LAYERED_LOCK_ORDER 0
 #else
+#define LAYERED_LOCK_ORDER 1
+#endif
+#endif
+#if LAYERED_LOCK_ORDER
 void lock_order_acquire(enum lock_level level);
 void lock_order_release(enum lock_level level);
+#else
+static inline void
+lock_order_acquire(enum lock_level level)
+{
+    (void)level;
+}
+static inline void
+lock_order_release(enum lock_level level)
+{
+    (void)level;
+}
 #endif
 
 /* Ordered mutex helpers: take a connection lock and record its level. */
@@ -184,6 +203,9 @@ struct dhandle {
 /* Register the calling thread with RCU once (every API entry).  Any
  * thread; no lock. */
 void layered_rcu_enter(void);
+/* Register the pthread_atfork handlers that keep liburcu working in a
+ * forked child (fork.c).  Any thread; once per process. */
+void fork_handlers_init(void);
 /* At open, before any other thread can use the connection. */
 int dh_table_create(layered_conn *conn);
 /* At close, once no other thread uses the connection. */

@@ -38,6 +38,7 @@
 #define dh_unlock_release __layered_dh_unlock_release
 #define drain_queue_claim __layered_drain_queue_claim
 #define drain_queue_release __layered_drain_queue_release
+#define fork_handlers_init __layered_fork_handlers_init
 #define fp_destroy __layered_fp_destroy
 #define fp_hit_slow __layered_fp_hit_slow
 #define fp_init __layered_fp_init
@@ -63,6 +64,8 @@
 #define lifecycle_recover __layered_lifecycle_recover
 #define lifecycle_start __layered_lifecycle_start
 #define lifecycle_stop __layered_lifecycle_stop
+#define lock_order_acquire __layered_lock_order_acquire
+#define lock_order_release __layered_lock_order_release
 #define meta_close __layered_meta_close
 #define meta_load __layered_meta_load
 #define meta_log __layered_meta_log
