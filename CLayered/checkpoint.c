@@ -16,12 +16,12 @@
 #include "internal.h"
 
 /*
- * stable_bytes --
+ * ckpt_stable_bytes --
  *     The sum of the stable files' sizes on disk; schema lock held.  Each
  *     was synced by the checkpoint, drain or close that last wrote it.
  */
 uint64_t
-stable_bytes(layered_conn *conn)
+ckpt_stable_bytes(layered_conn *conn)
 {
     struct table *t;
     struct stat st;
@@ -40,25 +40,25 @@ stable_bytes(layered_conn *conn)
 }
 
 /*
- * publish_size --
+ * ckpt_publish_size --
  *     Publish the stable bytes of a checkpoint.  One atomic store: the
  *     pair that layered_stats reports (stable bytes, database_size) is
- *     derived from this one number by database_size_of, so a reader can
+ *     derived from this one number by ckpt_database_size, so a reader can
  *     never see the two from different checkpoints.
  */
 void
-publish_size(layered_conn *conn, uint64_t stable)
+ckpt_publish_size(layered_conn *conn, uint64_t stable)
 {
     atomic_store(&conn->stable_ckpt_bytes, stable);
 }
 
 /*
- * database_size_of --
+ * ckpt_database_size --
  *     database_size = stable bytes + the buffer, never below the buffer
  *     (an overflowing sum saturates).
  */
 uint64_t
-database_size_of(uint64_t stable)
+ckpt_database_size(uint64_t stable)
 {
     uint64_t size = stable + LAYERED_CHECKPOINT_SIZE_BUFFER;
 
@@ -69,7 +69,7 @@ database_size_of(uint64_t stable)
  * checkpoint_locked --
  *     The checkpoint proper; the caller holds the checkpoint lock.
  */
-int
+static int
 checkpoint_locked(layered_conn *conn)
 {
     struct dhandle **arr = NULL;
@@ -100,12 +100,12 @@ checkpoint_locked(layered_conn *conn)
     }
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    sum = stable_bytes(conn);
+    sum = ckpt_stable_bytes(conn);
     ret = meta_snapshot(conn);
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     if (ret != 0)
         goto err;
-    publish_size(conn, sum);
+    ckpt_publish_size(conn, sum);
     (void)atomic_fetch_add(&conn->st_checkpoints, 1);
 
 err:

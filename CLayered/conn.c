@@ -113,7 +113,7 @@ conn_free(layered_conn *conn)
         dh_table_destroy(conn);
     }
     while (!RB_EMPTY(&conn->tables))
-        table_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
+        tbl_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
     meta_close(conn);
     if (conn->lock_fd >= 0)
         (void)conn->os->close(conn->lock_fd); /* releases the flock */
@@ -249,7 +249,7 @@ layered_open_os(const char *home, const layered_config *cfg,
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
     /* Before this connection's first checkpoint: the files as on disk. */
-    publish_size(conn, stable_bytes(conn));
+    ckpt_publish_size(conn, ckpt_stable_bytes(conn));
     ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;
@@ -279,15 +279,11 @@ layered_close(layered_conn *conn)
     lifecycle_stop(conn);
     while ((s = TAILQ_FIRST(&conn->sessions)) != NULL)
         (void)layered_session_close(s);
-    tret = dh_close_all(conn);
-    if (tret != 0 && ret == 0)
-        ret = tret;
+    TRET(dh_close_all(conn));
     if (!conn_panicked(conn)) {
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-        tret = meta_snapshot(conn);
+        TRET(meta_snapshot(conn));
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
-        if (tret != 0 && ret == 0)
-            ret = tret;
     } else
         ret = LAYERED_PANIC;
     conn_free(conn);
@@ -301,7 +297,7 @@ layered_stats(layered_conn *conn, layered_conn_stats *st)
         return EINVAL;
     memset(st, 0, sizeof(*st));
     st->stable_checkpoint_bytes = atomic_load(&conn->stable_ckpt_bytes);
-    st->database_size = database_size_of(st->stable_checkpoint_bytes);
+    st->database_size = ckpt_database_size(st->stable_checkpoint_bytes);
     st->role = atomic_load(&conn->role);
     st->panicked = conn_panicked(conn);
     st->lsn = atomic_load(&conn->lsn);

@@ -26,16 +26,6 @@
 #define MOVE_RETRIES 100
 
 static int
-key_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0)
-        return c;
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
-}
-
-static int
 buf_set(void **bufp, size_t *capp, const void *src, size_t len)
 {
     if (len > *capp || *bufp == NULL) {
@@ -99,7 +89,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
             if (edge)
                 ret = fs_seek(fs, NULL, 0, forward ? FS_FIRST : FS_LAST, pos);
             else if (!incl && pos->valid &&
-                     key_cmp(pos->key, pos->klen, c->key, c->key_len) == 0)
+                     fs_key_cmp(pos->key, pos->klen, c->key, c->key_len) == 0)
                 ret = fs_seek(fs, NULL, 0, forward ? FS_NEXT : FS_PREV, pos);
             else
                 ret = fs_seek(fs, c->key, c->key_len,
@@ -115,7 +105,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
                 best_fs = fs;
                 continue;
             }
-            cmp = key_cmp(pos->key, pos->klen, best->key, best->klen);
+            cmp = fs_key_cmp(pos->key, pos->klen, best->key, best->klen);
             /* Equal keys: the ingest (i == 0, already best) wins. */
             if ((forward && cmp < 0) || (!forward && cmp > 0)) {
                 best = pos;
@@ -193,7 +183,7 @@ layered_cursor_open(layered_session *session, const char *uri,
         return ENOMEM;
     c->session = session;
     if (strncmp(uri, "layered:", 8) == 0) {
-        ERR(uri_parse_layered(uri, &name));
+        ERR(tbl_uri_parse(uri, &name));
         c->layered = true;
         (void)snprintf(c->table, sizeof(c->table), "%s", name);
         dh_name(dhname, sizeof(dhname), name, true);
@@ -345,7 +335,7 @@ layered_cursor_search(layered_cursor *c, const void *key, size_t klen)
         return ret;
     /* The first visible key >= key: found only if it is key itself. */
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0 &&
-        key_cmp(c->key, c->key_len, key, klen) != 0) {
+        fs_key_cmp(c->key, c->key_len, key, klen) != 0) {
         cursor_unposition(c);
         ret = LAYERED_NOTFOUND;
     }
@@ -363,7 +353,7 @@ layered_cursor_search_near(layered_cursor *c, const void *key, size_t klen,
     if ((ret = key_check(key, klen)) != 0 || exactp == NULL)
         return ret != 0 ? ret : EINVAL;
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0) {
-        *exactp = key_cmp(c->key, c->key_len, key, klen) == 0 ? 0 : 1;
+        *exactp = fs_key_cmp(c->key, c->key_len, key, klen) == 0 ? 0 : 1;
         return 0;
     }
     if (ret != LAYERED_NOTFOUND)
@@ -420,7 +410,7 @@ layered_cursor_reset(layered_cursor *c)
 }
 
 int
-cursor_close_internal(layered_cursor *c)
+cursor_close(layered_cursor *c)
 {
     layered_conn *conn = c->session->conn;
 
@@ -446,5 +436,5 @@ layered_cursor_close(layered_cursor *c)
     if (c == NULL)
         return EINVAL;
     layered_rcu_enter();
-    return cursor_close_internal(c);
+    return cursor_close(c);
 }

@@ -35,6 +35,38 @@
 
 #include "internal.h"
 
+/*
+ * ThreadSanitizer and the grace period.  liburcu is not built with
+ * ThreadSanitizer, so the tool sees neither the call_rcu queue nor the
+ * grace period: to it, dh_free_rcu (on the call_rcu thread) races with
+ * every earlier access to the handle.  Two kinds of access precede a
+ * free.  A pin holder's are ordered by the pin count's atomics up to the
+ * thread that drops the last pin and hands the handle to call_rcu.  A
+ * lookup that reads a handle without pinning it (dh_match's strcmp, the
+ * DEAD and pin-count checks) is ordered by the grace period: it ran in a
+ * read-side critical section that began before the handle was removed,
+ * and the callback waits for that section to end.  dh_seen marks each
+ * such access, and the hand-over to call_rcu, with a release on the
+ * handle; dh_free_rcu acquires it.  The ordering is per handle and only
+ * at those points, so a handle touched anywhere else without a pin -- a
+ * real use-after-free -- is still reported.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define DH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DH_TSAN 1
+#endif
+#endif
+#ifdef DH_TSAN
+#include <sanitizer/tsan_interface.h>
+#define dh_seen(dh) __tsan_release(dh)
+#define dh_grace_period_done(dh) __tsan_acquire(dh)
+#else
+#define dh_seen(dh) ((void)0)
+#define dh_grace_period_done(dh) ((void)0)
+#endif
+
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
 static __thread bool rcu_registered;
@@ -56,13 +88,15 @@ rcu_key_create(void)
 /*
  * layered_rcu_enter --
  *     Register the calling thread with RCU once; it is unregistered when
- *     the thread exits.
+ *     the thread exits.  The first thread also installs the fork handlers
+ *     (fork.c), before this process has any call_rcu state.
  */
 void
 layered_rcu_enter(void)
 {
     if (rcu_registered)
         return;
+    fork_handlers_init();
     (void)pthread_once(&rcu_key_once, rcu_key_create);
     rcu_register_thread();
     rcu_registered = true;
@@ -86,8 +120,14 @@ static int
 dh_match(struct cds_lfht_node *node, const void *key)
 {
     struct dhandle *dh = caa_container_of(node, struct dhandle, node);
+    bool match;
 
-    return strcmp(dh->name, (const char *)key) == 0;
+    /* A node found by the traversal may have been added a moment ago: read
+     * the flags with acquire before the name (see dh_open_locked). */
+    (void)atomic_load_explicit(&dh->flags, memory_order_acquire);
+    match = strcmp(dh->name, (const char *)key) == 0;
+    dh_seen(dh);
+    return match;
 }
 
 int
@@ -118,11 +158,16 @@ dh_free_rcu(struct rcu_head *head)
 {
     struct dhandle *dh = caa_container_of(head, struct dhandle, rcu);
 
+    dh_grace_period_done(dh);
     free(dh->name);
     free(dh);
 }
 
-void
+/*
+ * dh_pin --
+ *     Pin a handle the caller has already pinned.
+ */
+static void
 dh_pin(struct dhandle *dh)
 {
     (void)atomic_fetch_add(&dh->pins, 1);
@@ -152,6 +197,7 @@ dh_release(struct dhandle *dh)
         (void)layered_panic(dh->conn, ret, "closing %s: %s", dh->name,
                             layered_strerror(ret));
     dh->fs = NULL;
+    dh_seen(dh);
     call_rcu(&dh->rcu, dh_free_rcu);
 }
 
@@ -171,31 +217,28 @@ pin_if_live(struct dhandle *dh)
 }
 
 /*
- * dh_lookup --
+ * dh_find --
  *     The lock-free path: find a live handle and pin it.
  */
-static struct dhandle *
-dh_lookup(layered_conn *conn, const char *name)
+struct dhandle *
+dh_find(layered_conn *conn, const char *name)
 {
     struct cds_lfht_iter iter;
     struct cds_lfht_node *node;
     struct dhandle *dh = NULL;
+    bool live;
 
     rcu_read_lock();
     cds_lfht_lookup(conn->dhandles, name_hash(name), dh_match, name, &iter);
     if ((node = cds_lfht_iter_get_node(&iter)) != NULL) {
         dh = caa_container_of(node, struct dhandle, node);
-        if ((atomic_load(&dh->flags) & DH_DEAD) || !pin_if_live(dh))
+        live = !(atomic_load(&dh->flags) & DH_DEAD) && pin_if_live(dh);
+        dh_seen(dh);
+        if (!live)
             dh = NULL;
     }
     rcu_read_unlock();
     return dh;
-}
-
-struct dhandle *
-dh_find(layered_conn *conn, const char *name)
-{
-    return dh_lookup(conn, name);
 }
 
 /*
@@ -220,7 +263,7 @@ constituent_of(const char *name, char *table, size_t len, bool *ingestp)
     else
         return EINVAL;
     n = (size_t)(dot - base);
-    if (n == 0 || n >= len || !name_valid(base, n))
+    if (n == 0 || n >= len || !tbl_name_valid(base, n))
         return EINVAL;
     memcpy(table, base, n);
     table[n] = '\0';
@@ -243,7 +286,7 @@ dh_open_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
 
     ERR(constituent_of(name, table, sizeof(table), &ingest));
     /* A table being dropped, dropped or offloaded has no local handles. */
-    t = table_find(conn, table);
+    t = tbl_find(conn, table);
     if (t == NULL || t->dropping || t->state == LAYERED_TABLE_DROPPED ||
         t->state == LAYERED_TABLE_OFFLOADED ||
         t->state == LAYERED_TABLE_STOPPING)
@@ -265,8 +308,8 @@ dh_open_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
     dh_rwlock_init(&dh->lock);
     atomic_init(&dh->pins, 2); /* the table's and the caller's */
     cds_lfht_node_init(&dh->node);
-    /* Publish: lookups read the flags with acquire before touching any
-     * other field.  liburcu's own publication (rcu_assign_pointer) already
+    /* Publish: lookups (dh_match too) read the flags with acquire before
+     * touching any other field.  liburcu's own publication (rcu_assign_pointer) already
      * orders this; the release store makes it visible to ThreadSanitizer,
      * which does not see inside liburcu. */
     atomic_store_explicit(&dh->flags, DH_OPEN, memory_order_release);
@@ -300,10 +343,10 @@ dh_get(layered_conn *conn, const char *name, struct dhandle **dhp)
     int ret;
 
     *dhp = NULL;
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         return 0;
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         ret = 0;
     else
         ret = dh_open_locked(conn, name, dhp);
@@ -315,7 +358,7 @@ int
 dh_get_schema_held(layered_conn *conn, const char *name,
                    struct dhandle **dhp)
 {
-    if ((*dhp = dh_lookup(conn, name)) != NULL)
+    if ((*dhp = dh_find(conn, name)) != NULL)
         return 0;
     return dh_open_locked(conn, name, dhp);
 }
@@ -331,11 +374,14 @@ dh_collect(layered_conn *conn, struct dhandle ***arrp, size_t *np)
     struct dhandle *dh, **arr = NULL, **na;
     size_t n = 0, cap = 0;
     int ret = 0;
+    bool live;
 
     rcu_read_lock();
     cds_lfht_for_each_entry(conn->dhandles, &iter, dh, node)
     {
-        if ((atomic_load(&dh->flags) & DH_DEAD) || !pin_if_live(dh))
+        live = !(atomic_load(&dh->flags) & DH_DEAD) && pin_if_live(dh);
+        dh_seen(dh);
+        if (!live)
             continue;
         if (n == cap) {
             cap = cap == 0 ? 64 : cap * 2;
@@ -406,13 +452,12 @@ dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
     if (open) {
         if ((ret = dh_get_schema_held(conn, name, &dh)) != 0)
             return ret;
-    } else if ((dh = dh_lookup(conn, name)) == NULL)
+    } else if ((dh = dh_find(conn, name)) == NULL)
         return 0;
     if (dh_rwlock_try_write_lock(&dh->lock) != 0) {
         dh_release(dh);
         return EBUSY;
     }
-    (void)atomic_fetch_or(&dh->flags, DH_EXCLUSIVE);
     *dhp = dh;
     return 0;
 }
@@ -422,7 +467,6 @@ dh_unlock_exclusive(struct dhandle *dh)
 {
     if (dh == NULL)
         return;
-    (void)atomic_fetch_and(&dh->flags, ~DH_EXCLUSIVE);
     dh_rwlock_write_unlock(&dh->lock);
     dh_release(dh);
 }
@@ -446,18 +490,20 @@ dh_remove(struct dhandle *dh, bool dropped)
 }
 
 /*
- * dh_sweep --
+ * dh_sweep_locked, dh_sweep --
  *     Close idle handles while too many are open: each costs a file
  *     descriptor and its index memory.  A handle is idle when only the
  *     table's pin is left and its exclusive lock can be had at once;
  *     removing it under the schema lock means the next user opens it
- *     again from disk.
+ *     again from disk.  dh_sweep takes the schema lock, dh_sweep_locked
+ *     runs under it.
  */
-void
+static void
 dh_sweep_locked(layered_conn *conn)
 {
     struct cds_lfht_iter iter;
     struct dhandle *dh;
+    bool idle;
 
     if (atomic_load(&conn->dh_open) <= conn->dh_open_limit)
         return;
@@ -466,8 +512,10 @@ dh_sweep_locked(layered_conn *conn)
     {
         if (atomic_load(&conn->dh_open) <= conn->dh_open_limit / 2)
             break;
-        if (atomic_load(&dh->pins) != 1 ||
-            dh_rwlock_try_write_lock(&dh->lock) != 0)
+        idle = atomic_load(&dh->pins) == 1 &&
+               dh_rwlock_try_write_lock(&dh->lock) == 0;
+        dh_seen(dh);
+        if (!idle)
             continue;
         /* Sync before closing, holding the lock exclusive: a handle the
          * sweep closed is durable (the drain relies on it), and one whose
@@ -516,9 +564,10 @@ dh_close_all(layered_conn *conn)
         (void)atomic_fetch_or(&dh->flags, DH_DEAD);
         (void)atomic_fetch_sub(&conn->dh_open, 1);
         if (atomic_fetch_sub(&dh->pins, 1) == 1) {
-            if (dh->fs != NULL && (tret = fs_close(dh->fs)) != 0 && ret == 0)
-                ret = tret;
+            if (dh->fs != NULL)
+                TRET(fs_close(dh->fs));
             dh->fs = NULL;
+            dh_seen(dh);
             call_rcu(&dh->rcu, dh_free_rcu);
         }
     }

@@ -61,9 +61,10 @@
  * worker has the item in flight, otherwise the item is removed once the
  * offload's "stopping" record is durable (an empty ingest has nothing to
  * drain).  No worker can then open a table an offload took.
- * A handle that was dropped and its name re-created meanwhile is a
- * different handle: comparing it with the pinned one catches that, so a
- * drain never clears a table it did not copy.
+ * A table that was dropped and its name re-created meanwhile is another
+ * incarnation: every open of an item's constituent compares the handle's
+ * table_id with the item's (drain_open, drain_read_lock), so a drain
+ * never copies into or clears a table it did not queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,7 +379,7 @@ drain_item_done(struct drain_ctx *ctx, struct drain_item *item)
          * makes a repeated drain safe without it). */
         struct table *t;
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-        if ((t = table_find(conn, item->table)) != NULL &&
+        if ((t = tbl_find(conn, item->table)) != NULL &&
             t->id == item->table_id && t->drained_lsn < item->max_lsn)
             t->drained_lsn = item->max_lsn;
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);

@@ -192,28 +192,13 @@ struct rec_hdr {
 };
 
 /*
- * key_cmp --
- *     The key order: memcmp, the shorter key first on a tie.
- */
-static inline int
-key_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c;
-
-    c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c != 0)
-        return (c);
-    return (alen < blen ? -1 : alen > blen ? 1 : 0);
-}
-
-/*
  * node_cmp --
  *     Tree comparator (used by the generated insert/find functions).
  */
 static int
 node_cmp(struct fs_node *a, struct fs_node *b)
 {
-    return (key_cmp(a->key, NODE_KLEN(a), b->key, NODE_KLEN(b)));
+    return (fs_key_cmp(a->key, NODE_KLEN(a), b->key, NODE_KLEN(b)));
 }
 
 RB_GENERATE_STATIC(fs_tree, fs_node, rb, node_cmp)
@@ -500,7 +485,7 @@ idx_find(struct fs_tree *t, const void *key, size_t klen,
     int c = 0;
 
     while (n != NULL) {
-        c = key_cmp(key, klen, n->key, NODE_KLEN(n));
+        c = fs_key_cmp(key, klen, n->key, NODE_KLEN(n));
         if (c == 0)
             return (n);
         parent = n;
@@ -545,7 +530,7 @@ idx_search(struct fs_tree *t, const void *key, size_t klen,
     int c;
 
     while (n != NULL) {
-        c = key_cmp(key, klen, n->key, NODE_KLEN(n));
+        c = fs_key_cmp(key, klen, n->key, NODE_KLEN(n));
         switch (mode) {
         case FS_EQ:
             if (c == 0)
@@ -1921,7 +1906,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
             hint_set = true;
         }
         for (k = 0; hint != NULL &&
-                    key_cmp(hint->key, NODE_KLEN(hint), n->key, h.klen) < 0;
+                    fs_key_cmp(hint->key, NODE_KLEN(hint), n->key, h.klen) < 0;
              ++k) {
             if (k == COPY_MAX_STEPS) {
                 hint = idx_search(&dst->tree, n->key, h.klen, FS_GE);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct fs_file fs_file;
 struct os_ops;
@@ -95,6 +96,22 @@ int fs_put(fs_file *f, const void *key, size_t klen, const void *val,
  *     keeps tombstones and drops stable deletes. */
 int fs_del(fs_file *f, const void *key, size_t klen, bool keep_tombstone,
            uint64_t *lsnp);
+
+/*
+ * fs_key_cmp --
+ *     The key order of every file and cursor: memcmp, the shorter key
+ *     first on a tie.  Any thread.
+ */
+static inline int
+fs_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c;
+
+    c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return (c);
+    return (alen < blen ? -1 : alen > blen ? 1 : 0);
+}
 
 /* A position in a file's index, filled by fs_seek.  Holds a copy of the
  * key; the value is read with fs_read_value. */

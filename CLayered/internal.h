@@ -1,8 +1,9 @@
 /*
  * internal.h -- structures and functions shared by the C core's subsystems.
  *
- * LOCK ORDER (the one place it is written down; checked in builds without
- * NDEBUG by lock_order_acquire in rwlock.c).  A thread may only acquire a
+ * LOCK ORDER (the one place it is written down; checked by
+ * lock_order_acquire in rwlock.c in builds with LAYERED_LOCK_ORDER, which
+ * is on by default without NDEBUG).  A thread may only acquire a
  * lock whose level is higher than every level it already holds:
  *
  *   1 LOCK_CHECKPOINT  conn->ckpt_lock    checkpoints, step-up (whole
@@ -68,6 +69,13 @@
             goto err;                                                       \
         }                                                                   \
     } while (0)
+/* Cleanup that goes on after an error: keep the first error (needs an int
+ * tret beside ret). */
+#define TRET(x)                                                             \
+    do {                                                                    \
+        if ((tret = (x)) != 0 && ret == 0)                                  \
+            ret = tret;                                                     \
+    } while (0)
 
 /* ---- lock order (rwlock.c) ---- */
 enum lock_level {
@@ -77,12 +85,30 @@ enum lock_level {
     LOCK_DRAIN = 4,
     LOCK_DHANDLE = 5
 };
+/* LAYERED_LOCK_ORDER=1 compiles the checker in, =0 leaves it out; unset, it
+ * follows NDEBUG.  CMake's LAYERED_LOCK_ORDER_CHECK option sets it in an
+ * optimised build, so that the release tests check the order too. */
+#ifndef LAYERED_LOCK_ORDER
 #ifdef NDEBUG
-#define lock_order_acquire(level) ((void)0)
-#define lock_order_release(level) ((void)0)
+#define LAYERED_LOCK_ORDER 0
 #else
+#define LAYERED_LOCK_ORDER 1
+#endif
+#endif
+#if LAYERED_LOCK_ORDER
 void lock_order_acquire(enum lock_level level);
 void lock_order_release(enum lock_level level);
+#else
+static inline void
+lock_order_acquire(enum lock_level level)
+{
+    (void)level;
+}
+static inline void
+lock_order_release(enum lock_level level)
+{
+    (void)level;
+}
 #endif
 
 /* Ordered mutex helpers: take a connection lock and record its level. */
@@ -128,14 +154,21 @@ struct fp_table {
     int n;
     struct failpoint fp[FP_MAX];
 };
+/* At open, before any other thread can use the connection. */
 int fp_init(struct fp_table *t);
+/* At close, once no other thread uses the connection. */
 void fp_destroy(struct fp_table *t);
+/* Any thread, any locks held; takes the failpoint mutex (a leaf). */
 int fp_set(struct fp_table *t, const char *name, const char *action);
+/* Any thread, any locks held; takes the failpoint mutex (a leaf). */
 int fp_set_list(struct fp_table *t, const char *list);
+/* Any thread, any locks held; takes the failpoint mutex (a leaf). */
 void fp_release_all(struct fp_table *t);
+/* fp_hit when some failpoint is set.  Any thread, any locks held. */
 int fp_hit_slow(struct fp_table *t, const char *name);
 /* Returns 0 to continue or an injected error.  Costs one relaxed atomic
- * load when no failpoint is set. */
+ * load when no failpoint is set.  Any thread, any locks held: a paused
+ * thread waits with them held, which is the point. */
 static inline int
 fp_hit(struct fp_table *t, const char *name)
 {
@@ -146,7 +179,6 @@ fp_hit(struct fp_table *t, const char *name)
 
 /* ---- dhandles (dhandle.c) ---- */
 #define DH_OPEN 0x1u
-#define DH_EXCLUSIVE 0x2u
 #define DH_DEAD 0x4u     /* out of the table: lookups skip it */
 #define DH_DROPPED 0x8u  /* its files were removed */
 
@@ -168,29 +200,39 @@ struct dhandle {
     uint64_t table_id; /* the incarnation of the table it belongs to */
 };
 
+/* Register the calling thread with RCU once (every API entry).  Any
+ * thread; no lock. */
 void layered_rcu_enter(void);
+/* Register the pthread_atfork handlers that keep liburcu working in a
+ * forked child (fork.c).  Any thread; once per process. */
+void fork_handlers_init(void);
+/* At open, before any other thread can use the connection. */
 int dh_table_create(layered_conn *conn);
+/* At close, once no other thread uses the connection. */
 void dh_table_destroy(layered_conn *conn);
 /* Find or open a constituent's handle and pin it.  ENOENT if the table or
- * its file does not exist (or is being dropped). */
+ * its file does not exist (or is being dropped).  Any thread, not holding
+ * the schema lock; takes it to open. */
 int dh_get(layered_conn *conn, const char *name, struct dhandle **dhp);
-/* dh_get for a caller that holds the schema lock. */
+/* dh_get for a caller that holds the schema lock.  Schema lock held. */
 int dh_get_schema_held(layered_conn *conn, const char *name,
                        struct dhandle **dhp);
-/* Pin every open handle into a malloc'ed array (checkpoint). */
+/* Pin every open handle into a malloc'ed array (checkpoint).  Any thread;
+ * no lock (an RCU walk). */
 int dh_collect(layered_conn *conn, struct dhandle ***arrp, size_t *np);
-/* Pin a handle already pinned by the caller. */
-void dh_pin(struct dhandle *dh);
-/* Drop a pin. */
+/* Drop a pin; the last one closes the file (a failed close panics).  Any
+ * thread, any locks held. */
 void dh_release(struct dhandle *dh);
 /* dh_get, then take the shared lock; a handle found DEAD after locking is
- * released and looked up again. */
+ * released and looked up again.  Any thread, not holding the schema lock;
+ * takes it to open. */
 int dh_get_locked(layered_conn *conn, const char *name,
                   struct dhandle **dhp);
+/* Undo dh_get_locked.  Any thread; the caller's shared lock and pin. */
 void dh_unlock_release(struct dhandle *dh);
-/* Caller holds the schema lock and the handle exclusively: mark it DEAD
- * (and DROPPED if dropped), remove it from the table, drop the table's
- * pin. */
+/* Mark a handle DEAD (and DROPPED if dropped), remove it from the table,
+ * drop the table's pin.  Schema lock and the handle's exclusive lock
+ * held. */
 void dh_remove(struct dhandle *dh, bool dropped);
 /* Drop and offload: take a constituent's handle exclusive with a try-lock
  * (EBUSY if anyone holds it), pinned; with `open` the handle is opened if
@@ -198,21 +240,23 @@ void dh_remove(struct dhandle *dh, bool dropped);
  * open it while the caller holds the schema lock).  Schema lock held. */
 int dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
                       bool open, struct dhandle **dhp);
+/* Undo dh_lock_exclusive (NULL: nothing).  The caller's exclusive lock
+ * and pin. */
 void dh_unlock_exclusive(struct dhandle *dh);
-/* Find an open handle without opening (pinned) or NULL.  Schema lock or
- * RCU lookup only. */
+/* Find an open handle without opening it: pinned, or NULL.  Any thread;
+ * no lock (an RCU lookup). */
 struct dhandle *dh_find(layered_conn *conn, const char *name);
 /* Close idle handles (only the table's pin, no lock holder) when more than
- * the limit are open.  Takes the schema lock. */
+ * the limit are open.  Any thread, not holding the schema lock; takes
+ * it. */
 void dh_sweep(layered_conn *conn);
-/* dh_sweep for a caller holding the schema lock. */
-void dh_sweep_locked(layered_conn *conn);
-/* Close every handle (connection close). */
+/* Close every handle.  At close, once no other thread uses the
+ * connection. */
 int dh_close_all(layered_conn *conn);
-/* Constituent names */
+/* A constituent's handle name, "file:TABLE.ingest|stable".  Any thread. */
 void dh_name(char *buf, size_t len, const char *table, bool ingest);
 
-/* ---- tables and metadata (layered.c, meta.c) ---- */
+/* ---- tables (table.c) and metadata (meta.c) ---- */
 struct table {
     RB_ENTRY(table) link;
     uint64_t id;         /* incarnation: unique within the connection */
@@ -232,42 +276,63 @@ struct table {
     char name[];
 };
 RB_HEAD(__layered_table_tree, table);
-int table_cmp(struct table *a, struct table *b);
-RB_PROTOTYPE(__layered_table_tree, table, link, table_cmp)
+/* The tree's order, by name.  Schema lock held (the tree's walks). */
+int tbl_cmp(struct table *a, struct table *b);
+RB_PROTOTYPE(__layered_table_tree, table, link, tbl_cmp)
 
-struct table *table_find(layered_conn *conn, const char *name);
-int table_insert(layered_conn *conn, const char *name, int state,
-                 struct table **tp);
-void table_free(layered_conn *conn, struct table *t);
-/* Parse "layered:NAME" into NAME (validated). */
-int uri_parse_layered(const char *uri, const char **namep);
-bool name_valid(const char *name, size_t len);
+/* The table of that name, or NULL.  Schema lock held. */
+struct table *tbl_find(layered_conn *conn, const char *name);
+/* Add a table (a new incarnation) to the tree.  Schema lock held. */
+int tbl_insert(layered_conn *conn, const char *name, int state,
+               struct table **tp);
+/* Take a table out of the tree and free it.  Schema lock held. */
+void tbl_free(layered_conn *conn, struct table *t);
+/* Parse "layered:NAME" into NAME (validated).  Any thread; no lock. */
+int tbl_uri_parse(const char *uri, const char **namep);
+/* A valid table name.  Any thread; no lock. */
+bool tbl_name_valid(const char *name, size_t len);
+/* Create an empty constituent file, replacing an orphan.  Schema lock
+ * held. */
+int tbl_create_file(layered_conn *conn, int dirfd, const char *dir,
+                    const char *name, const char *suffix);
+/* Remove a table's two files and sync both directories.  Schema lock
+ * held. */
+int tbl_unlink_files(layered_conn *conn, const char *name);
 
 /* Metadata (meta.c): a checksummed snapshot file replaced atomically plus
  * a checksummed journal appended (fdatasync) by each schema change and
- * folded into a new snapshot when it grows.  Caller holds the schema
- * lock. */
-enum meta_op { META_CREATE, META_DROPPING, META_DROP, META_STATE };
+ * folded into a new snapshot when it grows. */
+enum meta_op {
+    META_CREATE,
+    META_DROPPING,
+    META_DROP,
+    META_STATE,
+    META_JOURNAL /* a journal's first record: its generation (meta.c) */
+};
+/* Read the metadata into the table tree.  At open, before any other
+ * thread can use the connection. */
 int meta_load(layered_conn *conn);
+/* Append one record durably.  Schema lock held (or at open). */
 int meta_log(layered_conn *conn, enum meta_op op, const char *name,
              uint64_t arg);
+/* Fold the tree into a new snapshot.  Schema lock held. */
 int meta_snapshot(layered_conn *conn);
-/* Remove a table's files and sync both directories. */
-int meta_unlink_table(layered_conn *conn, const char *name);
+/* At close, once no other thread uses the connection. */
 void meta_close(layered_conn *conn);
 
 /* ---- lifecycle (lifecycle.c) ---- */
+/* Start the maintenance thread.  At open, no lock. */
 int lifecycle_start(layered_conn *conn);
+/* Stop and join the maintenance thread.  At close, no lock (takes the
+ * maintenance mutex, a leaf). */
 void lifecycle_stop(layered_conn *conn);
 /* Open-time recovery: finish offloads a crash interrupted; derive the
- * arbiter fields from the durable state.  Schema lock held. */
+ * arbiter fields from the durable state.  At open, before any other
+ * thread can use the connection. */
 int lifecycle_recover(layered_conn *conn);
 /* Drop's check: EBUSY while an offload or restore runs.  Schema lock
- * held. */
+ * held; takes the table's arbiter. */
 int lifecycle_drop_check(struct table *t);
-/* Create an empty constituent file, replacing an orphan (layered.c). */
-int create_file(layered_conn *conn, int dirfd, const char *dir,
-                const char *name, const char *suffix);
 
 /* ---- drain queue (drain.c) ---- */
 struct drain_ctx;
@@ -288,12 +353,13 @@ struct drain_item {
 };
 TAILQ_HEAD(drain_queue, drain_item);
 /* Drop (queue-scan) and offload (every policy): claim the table's drain
- * item.  Schema lock held; returns EBUSY (drain lock not held) if the item
- * is in flight, else 0 with the drain lock held and *itemp the queued item
- * or NULL.  End the claim with drain_queue_release: remove the item once
- * past the point of no return, keep it on failure. */
+ * item.  Returns EBUSY (drain lock not held) if the item is in flight,
+ * else 0 with the drain lock held and *itemp the queued item or NULL.
+ * Schema lock held; takes the drain lock. */
 int drain_queue_claim(layered_conn *conn, const char *table,
                       uint64_t table_id, struct drain_item **itemp);
+/* End a claim: remove the item once past the point of no return, keep it
+ * on failure.  The claim's drain lock held; releases it. */
 void drain_queue_release(layered_conn *conn, struct drain_item *item,
                          bool remove);
 
@@ -320,7 +386,10 @@ struct layered_session {
     TAILQ_HEAD(, layered_cursor) cursors;
 };
 
-int cursor_close_internal(layered_cursor *c);
+/* Close a cursor: release its handles and free it.  The session's
+ * thread, registered with RCU, not holding the schema lock (a sweep takes
+ * it). */
+int cursor_close(layered_cursor *c);
 
 /* ---- the connection ---- */
 struct layered_conn {
@@ -383,7 +452,7 @@ struct layered_conn {
 
     /* statistics */
     /* The last checkpoint's stable bytes; database_size is derived from it
-     * (database_size_of), so the two are always one consistent pair. */
+     * (ckpt_database_size), so the two are always one consistent pair. */
     _Atomic uint64_t stable_ckpt_bytes;
     _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
         st_compactions, st_step_ups, st_step_downs, st_tables_drained,
@@ -402,10 +471,15 @@ struct layered_conn {
 };
 
 /* panic.c */
+/* Stop the connection; returns LAYERED_PANIC.  Any thread, any locks held
+ * (takes the panic mutex, a leaf; the handler runs with the caller's
+ * locks). */
 int layered_panic(layered_conn *conn, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Report a message.  Any thread, any locks held. */
 void layered_msg(layered_conn *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Any thread; no lock. */
 static inline bool
 conn_panicked(layered_conn *conn)
 {
@@ -423,9 +497,12 @@ conn_panicked(layered_conn *conn)
     } while (0)
 
 /* checkpoint.c */
-int checkpoint_locked(layered_conn *conn);
-uint64_t stable_bytes(layered_conn *conn);
-void publish_size(layered_conn *conn, uint64_t stable);
-uint64_t database_size_of(uint64_t stable);
+/* The sum of the stable files' sizes on disk.  Schema lock held (or at
+ * open). */
+uint64_t ckpt_stable_bytes(layered_conn *conn);
+/* Publish a checkpoint's stable bytes.  Any thread; no lock. */
+void ckpt_publish_size(layered_conn *conn, uint64_t stable);
+/* database_size for those stable bytes.  Any thread; no lock. */
+uint64_t ckpt_database_size(uint64_t stable);
 
 #endif /* LAYERED_INTERNAL_H */

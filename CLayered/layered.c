@@ -1,97 +1,14 @@
 /*
- * layered.c -- layered tables: names and URIs, the table tree, create,
- * drop, state and listing.
+ * layered.c -- the schema API: create, drop, state and listing of layered
+ * tables.
  *
- * The table tree (conn->tables) and every change to it run under the
- * schema lock, which also covers the metadata files and opening or
- * removing dhandles (see the lock order in internal.h).
+ * Each call changes or reads the table tree (table.c) under the schema
+ * lock, which also covers the metadata files and opening or removing
+ * dhandles (see the lock order in internal.h).
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
-
-int
-table_cmp(struct table *a, struct table *b)
-{
-    return strcmp(a->name, b->name);
-}
-
-RB_GENERATE(__layered_table_tree, table, link, table_cmp)
-
-bool
-name_valid(const char *name, size_t len)
-{
-    if (len == 0 || len > LAYERED_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-/*
- * uri_parse_layered --
- *     "layered:NAME" -> NAME, validated.
- */
-int
-uri_parse_layered(const char *uri, const char **namep)
-{
-    if (uri == NULL || strncmp(uri, "layered:", 8) != 0)
-        return EINVAL;
-    if (!name_valid(uri + 8, strlen(uri + 8)))
-        return EINVAL;
-    *namep = uri + 8;
-    return 0;
-}
-
-struct table *
-table_find(layered_conn *conn, const char *name)
-{
-    struct {
-        struct table t;
-        char name[LAYERED_NAME_MAX + 1];
-    } key;
-
-    if (strlen(name) > LAYERED_NAME_MAX)
-        return NULL;
-    memset(&key.t, 0, sizeof(key.t));
-    strcpy(key.t.name, name);
-    return RB_FIND(__layered_table_tree, &conn->tables, &key.t);
-}
-
-int
-table_insert(layered_conn *conn, const char *name, int state,
-             struct table **tp)
-{
-    struct table *t;
-    size_t n = strlen(name);
-
-    if ((t = calloc(1, sizeof(*t) + n + 1)) == NULL)
-        return ENOMEM;
-    memcpy(t->name, name, n + 1);
-    t->id = ++conn->next_table_id;
-    t->state = state;
-    (void)pthread_mutex_init(&t->arbiter, NULL);
-    (void)RB_INSERT(__layered_table_tree, &conn->tables, t);
-    conn->ntables++;
-    *tp = t;
-    return 0;
-}
-
-void
-table_free(layered_conn *conn, struct table *t)
-{
-    (void)RB_REMOVE(__layered_table_tree, &conn->tables, t);
-    conn->ntables--;
-    (void)pthread_mutex_destroy(&t->arbiter);
-    free(t);
-}
 
 /*
  * parse_create_config --
@@ -112,30 +29,6 @@ parse_create_config(const char *config, bool *exclusivep)
     return EINVAL;
 }
 
-/*
- * create_file --
- *     Create one empty constituent file, replacing an orphan left by a
- *     crash between a create's file creation and its metadata record.
- */
-int
-create_file(layered_conn *conn, int dirfd, const char *dir, const char *name,
-            const char *suffix)
-{
-    char path[4096];
-    fs_file *f = NULL;
-    int ret;
-
-    (void)snprintf(path, sizeof(path), "%s.%s", name, suffix);
-    if (conn->os->unlinkat(dirfd, path, 0) != 0 && errno != ENOENT)
-        return errno;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s", dir, name,
-                         suffix) >= sizeof(path))
-        return ENAMETOOLONG;
-    if ((ret = fs_open(path, FS_CREATE | FS_EXCL, &conn->env, &f)) != 0)
-        return ret;
-    return fs_close(f);
-}
-
 int
 layered_create(layered_session *session, const char *uri, const char *config)
 {
@@ -149,29 +42,29 @@ layered_create(layered_session *session, const char *uri, const char *config)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = uri_parse_layered(uri, &name)) != 0 ||
+    if ((ret = tbl_uri_parse(uri, &name)) != 0 ||
         (ret = parse_create_config(config, &exclusive)) != 0)
         return ret;
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    if ((t = table_find(conn, name)) != NULL) {
+    if ((t = tbl_find(conn, name)) != NULL) {
         ret = t->dropping ? EBUSY : exclusive ? EEXIST : 0;
         goto err;
     }
     /* Files first, then the metadata record: a crash in between leaves
      * orphan files that the next create of the name replaces, never a
      * table listed without its files. */
-    if ((ret = create_file(conn, conn->home_fd, conn->home, name,
-                           "ingest")) != 0 ||
-        (ret = create_file(conn, conn->shared_fd, conn->shared_dir, name,
-                           "stable")) != 0 ||
+    if ((ret = tbl_create_file(conn, conn->home_fd, conn->home, name,
+                               "ingest")) != 0 ||
+        (ret = tbl_create_file(conn, conn->shared_fd, conn->shared_dir,
+                               name, "stable")) != 0 ||
         (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
         (ret = os_dir_fsync(conn->os, conn->shared_fd)) != 0 ||
         (ret = meta_log(conn, META_CREATE, name, 0)) != 0) {
-        (void)meta_unlink_table(conn, name);
+        (void)tbl_unlink_files(conn, name);
         goto err;
     }
-    ERR(table_insert(conn, name, LAYERED_TABLE_ACTIVE, &t));
+    ERR(tbl_insert(conn, name, LAYERED_TABLE_ACTIVE, &t));
     (void)atomic_fetch_add(&conn->st_creates, 1);
 err:
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
@@ -205,7 +98,7 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = uri_parse_layered(uri, &name)) != 0)
+    if ((ret = tbl_uri_parse(uri, &name)) != 0)
         return ret;
     if ((flags & ~(LAYERED_DROP_FORCE | LAYERED_DROP_CHECKPOINT_WAIT)) != 0)
         return EINVAL;
@@ -218,7 +111,7 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
     ERR(fp_hit(&conn->fps, "drop.before_exclusive"));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     schema = true;
-    if ((t = table_find(conn, name)) == NULL) {
+    if ((t = tbl_find(conn, name)) == NULL) {
         ret = (flags & LAYERED_DROP_FORCE) ? 0 : ENOENT;
         goto err;
     }
@@ -246,12 +139,12 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
         dh_remove(ingest, true);
     if (stable != NULL)
         dh_remove(stable, true);
-    ERR_MSG(conn, meta_unlink_table(conn, name),
+    ERR_MSG(conn, tbl_unlink_files(conn, name),
             "drop layered:%s: removing its files failed; the next drop or "
             "open finishes it", name);
     ERR(fp_hit(&conn->fps, "drop.after_remove"));
     ERR(meta_log(conn, META_DROP, name, 0));
-    table_free(conn, t);
+    tbl_free(conn, t);
     (void)atomic_fetch_add(&conn->st_drops, 1);
 
 err:
@@ -285,10 +178,10 @@ layered_table_state(layered_session *session, const char *uri, int *statep)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = uri_parse_layered(uri, &name)) != 0)
+    if ((ret = tbl_uri_parse(uri, &name)) != 0)
         return ret;
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    if ((t = table_find(conn, name)) == NULL)
+    if ((t = tbl_find(conn, name)) == NULL)
         ret = ENOENT;
     else
         *statep = t->dropping ? LAYERED_TABLE_DROPPED : t->state;

@@ -39,4 +39,16 @@ int layered_test_set_scheduler(layered_conn *conn,
                                int (*hook)(void *arg, const char *name),
                                void *arg);
 
+/*
+ * layered_test_constituent_entries --
+ *     The index entries (rows and tombstones) of a constituent,
+ *     "file:NAME.ingest" or "file:NAME.stable" (a cursor does not show
+ *     tombstones).
+ *     @return 0, EINVAL (NULL argument, malformed name), ENOENT (no such
+ *     table or file), LAYERED_PANIC, and the errors of opening the file.
+ *     Threads: any; opens the file if it is not open.
+ */
+int layered_test_constituent_entries(layered_session *session,
+                                     const char *name, uint64_t *entriesp);
+
 #endif /* LAYERED_TEST_H */

@@ -39,12 +39,10 @@
 
 #include "internal.h"
 
-enum ruling { RULE_PROCEED, RULE_DONE };
-
 static struct table *
 live_table(layered_conn *conn, const char *name)
 {
-    struct table *t = table_find(conn, name);
+    struct table *t = tbl_find(conn, name);
 
     return t == NULL || t->dropping ? NULL : t;
 }
@@ -71,10 +69,11 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     struct drain_item *item = NULL;
     struct table *t;
     char path[LAYERED_NAME_MAX + 16];
-    bool already = false, claimed = false, held = false;
+    bool already = false, schema = false, claimed = false, held = false;
     int ret, tret;
 
-    ERR(fp_hit(&conn->fps, "offload.before_arbiter"));
+    if ((ret = fp_hit(&conn->fps, "offload.before_arbiter")) != 0)
+        return ret;
 
     /* The ruling: one hold of the arbiter. */
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
@@ -95,10 +94,10 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     if (ret != 0 || already)
         return ret;
-    /* shutting_down keeps drops away, so t stays valid from here. */
+    /* shutting_down keeps drops away, so t stays valid from here; every
+     * exit from here passes err, which ends the ruling. */
 
-    if ((ret = fp_hit(&conn->fps, "offload.after_arbiter")) != 0)
-        goto undo_unlocked;
+    ERR(fp_hit(&conn->fps, "offload.after_arbiter"));
 
     /* Everything that can fail comes before the stopping record: the
      * drain claim (a running step-up must never find the table gone: the
@@ -107,27 +106,24 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
      * the emptiness check and the stable's sync (its handle closes below,
      * and a close must have nothing left to make durable). */
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
-    if ((ret = drain_queue_claim(conn, name, t->id, &item)) != 0)
-        goto undo;
+    schema = true;
+    ERR(drain_queue_claim(conn, name, t->id, &item));
     claimed = true;
     lock_order_acquire(LOCK_DHANDLE);
     held = true;
-    if ((ret = dh_lock_exclusive(conn, name, true, true, &ingest)) != 0 ||
-        (ret = dh_lock_exclusive(conn, name, false, false, &stable)) != 0)
-        goto undo;
+    ERR(dh_lock_exclusive(conn, name, true, true, &ingest));
+    ERR(dh_lock_exclusive(conn, name, false, false, &stable));
     if (!fs_empty(ingest->fs)) {
         /* The maintenance task retries every pass: only an explicit call
          * explains its EBUSY. */
         if (explicit_call)
             layered_msg(conn, "offload layered:%s: the ingest holds rows "
                         "not yet drained", name);
-        ret = EBUSY;
-        goto undo;
+        ERR(EBUSY);
     }
-    if (stable != NULL && (ret = fs_sync(stable->fs)) != 0)
-        goto undo;
-    if ((ret = meta_log(conn, META_STATE, name, LAYERED_TABLE_STOPPING)) != 0)
-        goto undo;
+    if (stable != NULL)
+        ERR(fs_sync(stable->fs));
+    ERR(meta_log(conn, META_STATE, name, LAYERED_TABLE_STOPPING));
 
     /* Irreversible from here: every path ends offloaded.  The drain item
      * of the table, if one is queued, has nothing to drain. */
@@ -154,37 +150,21 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
         layered_msg(conn, "offload layered:%s: recording it: %s (the next "
                     "open completes it)", name, layered_strerror(tret));
     (void)atomic_fetch_add(&conn->st_offloads, 1);
-    ret = 0;
-    goto done;
 
-undo:
+err:
     dh_unlock_exclusive(ingest);
     dh_unlock_exclusive(stable);
-    ingest = stable = NULL;
     if (held)
         lock_order_release(LOCK_DHANDLE);
-    held = false;
     if (claimed)
         drain_queue_release(conn, item, false);
-    claimed = false;
-    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
-undo_unlocked:
-    /* Not stopping yet: give the table back as it was. */
+    /* The ruling is over: the table is offloaded, or -- a failure before
+     * the stopping record -- given back as it was. */
     (void)pthread_mutex_lock(&t->arbiter);
     t->shutting_down = false;
     (void)pthread_mutex_unlock(&t->arbiter);
-    return ret;
-
-done:
-    dh_unlock_exclusive(ingest);
-    dh_unlock_exclusive(stable);
-    if (held)
-        lock_order_release(LOCK_DHANDLE);
-    (void)pthread_mutex_lock(&t->arbiter);
-    t->shutting_down = false;
-    (void)pthread_mutex_unlock(&t->arbiter);
-    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
-err:
+    if (schema)
+        conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     return ret;
 }
 
@@ -198,7 +178,7 @@ session_table(layered_session *session, const char *uri,
     if (conn_panicked(*connp))
         return LAYERED_PANIC;
     layered_rcu_enter();
-    return uri_parse_layered(uri, namep);
+    return tbl_uri_parse(uri, namep);
 }
 
 int
@@ -280,8 +260,8 @@ restore(layered_conn *conn, struct table *t)
                     layered_strerror(ret));
         return ret;
     }
-    if ((ret = create_file(conn, conn->home_fd, conn->home, t->name,
-                           "ingest")) != 0 ||
+    if ((ret = tbl_create_file(conn, conn->home_fd, conn->home, t->name,
+                               "ingest")) != 0 ||
         (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
         (ret = meta_log(conn, META_STATE, t->name, LAYERED_TABLE_ACTIVE)) !=
             0)
@@ -300,13 +280,13 @@ layered_unarchive(layered_session *session, const char *uri)
     bool restoring = false, persist = false;
     int ret;
 
-    if ((ret = session_table(session, uri, &conn, &name)) != 0)
+    if ((ret = session_table(session, uri, &conn, &name)) != 0 ||
+        (ret = fp_hit(&conn->fps, "unarchive.before_lock")) != 0)
         return ret;
-    ERR(fp_hit(&conn->fps, "unarchive.before_lock"));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = live_table(conn, name)) == NULL) {
         ret = ENOENT;
-        goto unlock;
+        goto err;
     }
     (void)pthread_mutex_lock(&t->arbiter);
     if (t->shutting_down)
@@ -323,7 +303,7 @@ layered_unarchive(layered_session *session, const char *uri)
     }
     (void)pthread_mutex_unlock(&t->arbiter);
     if (ret != 0 || (!restoring && !persist))
-        goto unlock;
+        goto err;
 
     if (restoring)
         ret = restore(conn, t);
@@ -339,9 +319,8 @@ layered_unarchive(layered_session *session, const char *uri)
     (void)pthread_mutex_unlock(&t->arbiter);
     if (ret == 0)
         (void)atomic_fetch_add(&conn->st_unarchives, 1);
-unlock:
-    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
 err:
+    conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
     return ret;
 }
 

@@ -53,9 +53,11 @@
 #define META_TMP "layered.meta.tmp"
 #define META_LOG "layered.meta.log"
 
-static const char *const op_names[] = {"create", "dropping", "drop", "state",
-                                       "journal"};
-#define META_JOURNAL 4
+static const char *const op_names[] = {
+    [META_CREATE] = "create", [META_DROPPING] = "dropping",
+    [META_DROP] = "drop",     [META_STATE] = "state",
+    [META_JOURNAL] = "journal",
+};
 
 /*
  * read_all --
@@ -130,13 +132,13 @@ write_all(layered_conn *conn, int fd, const char *buf, size_t len)
 static int
 apply_op(layered_conn *conn, int op, const char *name, uint64_t arg)
 {
-    struct table *t = table_find(conn, name);
+    struct table *t = tbl_find(conn, name);
     int ret;
 
     switch (op) {
     case META_CREATE:
-        if (t == NULL && (ret = table_insert(conn, name,
-                                             LAYERED_TABLE_ACTIVE, &t)) != 0)
+        if (t == NULL && (ret = tbl_insert(conn, name,
+                                           LAYERED_TABLE_ACTIVE, &t)) != 0)
             return ret;
         t->state = LAYERED_TABLE_ACTIVE;
         t->dropping = false;
@@ -148,7 +150,7 @@ apply_op(layered_conn *conn, int op, const char *name, uint64_t arg)
         return 0;
     case META_DROP:
         if (t != NULL)
-            table_free(conn, t);
+            tbl_free(conn, t);
         return 0;
     case META_STATE:
         if (t != NULL)
@@ -201,11 +203,11 @@ load_snapshot(layered_conn *conn, bool *foundp)
         }
         if (sscanf(line, "table %201s %d %" SCNu64, name, &state,
                    &drained) == 3 &&
-            name_valid(name, strlen(name)) && state >= 0 &&
+            tbl_name_valid(name, strlen(name)) && state >= 0 &&
             state <= LAYERED_TABLE_DROPPED) {
             struct table *t;
             ERR(apply_op(conn, META_CREATE, name, 0));
-            t = table_find(conn, name);
+            t = tbl_find(conn, name);
             t->state = state;
             t->drained_lsn = drained;
             count++;
@@ -294,8 +296,7 @@ load_journal(layered_conn *conn)
             }
             continue;
         }
-        if (i == META_JOURNAL || (i != META_JOURNAL && !name_valid(name,
-                                                              strlen(name))))
+        if (i == META_JOURNAL || !tbl_name_valid(name, strlen(name)))
             ERR_MSG(conn, LAYERED_CORRUPT, "%s/%s: bad record at offset %zu",
                     conn->home, META_LOG, (size_t)(line - buf));
         ERR(apply_op(conn, i, name, arg));
@@ -339,39 +340,6 @@ err:
 }
 
 /*
- * unlink_constituents --
- *     Remove a table's two files; a missing file is fine.
- */
-static int
-unlink_constituents(layered_conn *conn, const char *name)
-{
-    char path[LAYERED_NAME_MAX + 16];
-    int ret = 0;
-
-    (void)snprintf(path, sizeof(path), "%s.ingest", name);
-    if (conn->os->unlinkat(conn->home_fd, path, 0) != 0 && errno != ENOENT)
-        ret = errno;
-    (void)snprintf(path, sizeof(path), "%s.stable", name);
-    if (conn->os->unlinkat(conn->shared_fd, path, 0) != 0 &&
-        errno != ENOENT &&
-        ret == 0)
-        ret = errno;
-    return ret;
-}
-
-int
-meta_unlink_table(layered_conn *conn, const char *name)
-{
-    int ret;
-
-    if ((ret = unlink_constituents(conn, name)) != 0)
-        return ret;
-    if ((ret = os_dir_fsync(conn->os, conn->home_fd)) != 0)
-        return ret;
-    return os_dir_fsync(conn->os, conn->shared_fd);
-}
-
-/*
  * meta_load --
  *     Read the snapshot and journal; finish drops a crash interrupted.
  */
@@ -390,11 +358,11 @@ meta_load(layered_conn *conn)
         if (!t->dropping && t->state != LAYERED_TABLE_DROPPED)
             continue;
         /* The drop was decided durably before it removed anything. */
-        ERR(meta_unlink_table(conn, t->name));
+        ERR(tbl_unlink_files(conn, t->name));
         ERR(meta_log(conn, META_DROP, t->name, 0));
         layered_msg(conn, "finished the interrupted drop of layered:%s",
                     t->name);
-        table_free(conn, t);
+        tbl_free(conn, t);
     }
 err:
     return ret;

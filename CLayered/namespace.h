@@ -8,16 +8,14 @@
 #ifndef LAYERED_NAMESPACE_H
 #define LAYERED_NAMESPACE_H
 
-#define checkpoint_locked __layered_checkpoint_locked
 #define conn_lock __layered_conn_lock
 #define conn_unlock __layered_conn_unlock
 #define crc32c __layered_crc32c
 #define crc32c_portable __layered_crc32c_portable
-#define create_file __layered_create_file
-#define stable_bytes __layered_stable_bytes
-#define publish_size __layered_publish_size
-#define database_size_of __layered_database_size_of
-#define cursor_close_internal __layered_cursor_close_internal
+#define ckpt_database_size __layered_ckpt_database_size
+#define ckpt_publish_size __layered_ckpt_publish_size
+#define ckpt_stable_bytes __layered_ckpt_stable_bytes
+#define cursor_close __layered_cursor_close
 #define dh_close_all __layered_dh_close_all
 #define dh_collect __layered_dh_collect
 #define dh_find __layered_dh_find
@@ -27,7 +25,6 @@
 #define dh_name __layered_dh_name
 #define dh_lock_exclusive __layered_dh_lock_exclusive
 #define dh_unlock_exclusive __layered_dh_unlock_exclusive
-#define dh_pin __layered_dh_pin
 #define dh_release __layered_dh_release
 #define dh_remove __layered_dh_remove
 #define dh_rwlock_init __layered_dh_rwlock_init
@@ -36,12 +33,12 @@
 #define dh_rwlock_try_write_lock __layered_dh_rwlock_try_write_lock
 #define dh_rwlock_write_unlock __layered_dh_rwlock_write_unlock
 #define dh_sweep __layered_dh_sweep
-#define dh_sweep_locked __layered_dh_sweep_locked
 #define dh_table_create __layered_dh_table_create
 #define dh_table_destroy __layered_dh_table_destroy
 #define dh_unlock_release __layered_dh_unlock_release
 #define drain_queue_claim __layered_drain_queue_claim
 #define drain_queue_release __layered_drain_queue_release
+#define fork_handlers_init __layered_fork_handlers_init
 #define fp_destroy __layered_fp_destroy
 #define fp_hit_slow __layered_fp_hit_slow
 #define fp_init __layered_fp_init
@@ -69,21 +66,24 @@
 #define lifecycle_recover __layered_lifecycle_recover
 #define lifecycle_start __layered_lifecycle_start
 #define lifecycle_stop __layered_lifecycle_stop
+#define lock_order_acquire __layered_lock_order_acquire
+#define lock_order_release __layered_lock_order_release
 #define meta_close __layered_meta_close
 #define meta_load __layered_meta_load
 #define meta_log __layered_meta_log
 #define meta_snapshot __layered_meta_snapshot
-#define meta_unlink_table __layered_meta_unlink_table
-#define name_valid __layered_name_valid
 #define os_default __layered_os_default
 #define os_dir_fsync __layered_os_dir_fsync
 #define os_now_ns __layered_os_now_ns
 #define os_parent_fsync __layered_os_parent_fsync
-#define table_cmp __layered_table_cmp
-#define table_find __layered_table_find
-#define table_free __layered_table_free
-#define table_insert __layered_table_insert
-#define uri_parse_layered __layered_uri_parse_layered
+#define tbl_cmp __layered_tbl_cmp
+#define tbl_create_file __layered_tbl_create_file
+#define tbl_find __layered_tbl_find
+#define tbl_free __layered_tbl_free
+#define tbl_insert __layered_tbl_insert
+#define tbl_name_valid __layered_tbl_name_valid
+#define tbl_unlink_files __layered_tbl_unlink_files
+#define tbl_uri_parse __layered_tbl_uri_parse
 #define layered_msg __layered_layered_msg
 #define layered_panic __layered_layered_panic
 #define layered_rcu_enter __layered_layered_rcu_enter

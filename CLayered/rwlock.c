@@ -99,7 +99,7 @@ dh_rwlock_write_unlock(dh_rwlock *l)
     futex_wake_all(&l->state);
 }
 
-#ifndef NDEBUG
+#if LAYERED_LOCK_ORDER
 /*
  * The checker: each thread keeps a count of the connection locks it holds
  * per level; acquiring a level at or below one already held is a lock-order

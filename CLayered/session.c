@@ -39,8 +39,7 @@ layered_session_close(layered_session *s)
     conn = s->conn;
     layered_rcu_enter();
     while ((c = TAILQ_FIRST(&s->cursors)) != NULL)
-        if ((tret = cursor_close_internal(c)) != 0 && ret == 0)
-            ret = tret;
+        TRET(cursor_close(c));
     (void)pthread_mutex_lock(&conn->sessions_lock);
     TAILQ_REMOVE(&conn->sessions, s, link);
     (void)pthread_mutex_unlock(&conn->sessions_lock);

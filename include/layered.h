@@ -274,6 +274,26 @@ void layered_config_init(layered_config *cfg);
  * fdatasync(2) instead (slower for many small tables, equally safe).
  */
 
+/*
+ * fork(2).  A process that uses the library may fork without exec: the
+ * library registers fork handlers (pthread_atfork, on its first use) that
+ * pause its helper threads before the fork and restart them in both
+ * processes afterwards.  The parent's connections keep working.  The child
+ * may open new connections on other homes and use them as any process
+ * would.  It must neither use nor close a connection, session or cursor it
+ * inherited: their threads are gone and their locks and files are shared
+ * with the parent (opening a home the parent holds open returns EBUSY).
+ * Calling fork from inside a library callback (a panic or message handler)
+ * is not supported.  Because of the RCU flavour the library uses, the fork
+ * must happen while no other thread that has ever called into the library
+ * is still running: such a thread's RCU reader registration is copied into
+ * the child, where it can hang or crash the child's use of the library (a
+ * thread that has exited is fine).  That includes the library's own
+ * threads: a step-up's drain workers while it runs, and the maintenance
+ * thread of a connection opened with offload_idle_ms > 0, for as long as it
+ * is open.
+ */
+
 /**
  * Open a connection to a database home directory.
  *

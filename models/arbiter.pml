@@ -156,7 +156,7 @@ inline offload_table(ret) {
   ingest_file = 0;                           /* unlinkat NAME.ingest */
   /* failpoint offload.after_remove */
   state = OFFLOADED;                         /* its record may fail: ignored */
-  /* done: */
+  /* err: after success */
   wr = 0; held = 0;
   lock(arb_lk);
   shutting_down = 0;
@@ -167,15 +167,21 @@ inline offload_table(ret) {
   }
   goto off_out;
 undo:
+  /* err: after a failure, not stopping yet: give the table back as it
+   * was, ending the ruling before schema_lk goes */
   atomic {
     if
     :: held -> wr = 0; held = 0
     :: else
     fi
   }
+  lock(arb_lk);
+  shutting_down = 0;
+  unlock(arb_lk);
   unlock(schema_lk);
+  goto off_out;
 undo_unlocked:
-  /* not stopping yet: give the table back as it was */
+  /* err: after a failure with schema_lk not held */
   lock(arb_lk);
   shutting_down = 0;
   unlock(arb_lk);
@@ -257,7 +263,7 @@ proctype Unarchive() {
      if
      :: restoring ->                         /* restore */
         if
-        :: ret = ENOSPC                      /* create_file */
+        :: ret = ENOSPC                      /* tbl_create_file */
         :: ingest_file = 1;
            meta_log(ret);
            if

@@ -530,11 +530,11 @@ proctype Drop() {
        :: else
        fi
      }
-     files[0] = 0;                            /* meta_unlink_table */
+     files[0] = 0;                            /* tbl_unlink_files */
      /* failpoint drop.after_remove */
      if                                       /* meta_log(META_DROP) */
      :: ret = LATE
-     :: listed[0] = 0                         /* table_free */
+     :: listed[0] = 0                         /* tbl_free */
      fi;
 err:
      atomic {

@@ -14,7 +14,9 @@ run_ctest() { # name, cmake options...
   ctest --test-dir "build/$name" --output-on-failure -j 2
 }
 
-run_ctest release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The release run is optimised (-O2 -DNDEBUG) with the lock-order checker
+# compiled in, so the code as optimised is checked for lock-order inversions.
+run_ctest release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAYERED_LOCK_ORDER_CHECK=ON
 run_ctest asan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=address -DLAYERED_BUILD_BENCH=OFF
 run_ctest tsan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=thread -DLAYERED_BUILD_BENCH=OFF
 

@@ -86,6 +86,9 @@ public final class Database: @unchecked Sendable {
             callbacksArgument.release()
             throw error
         }
+        // The C library sets the failpoints of LAYERED_FAILPOINTS itself; only their names are
+        // read here, so that close can release threads paused at them before it waits for the
+        // operations in progress (layered_close releases them too, but only after that wait).
         var armed = Set(configuration.failpoints.keys)
         if let environment = ProcessInfo.processInfo.environment["LAYERED_FAILPOINTS"] {
             for item in environment.split(separator: ";") {

@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "layered_test.h"
 #include "testutil.h"
 
 static const char *const policy_names[] = {"skip-missing", "read-lock",
@@ -177,22 +178,16 @@ get(layered_session *s, const char *uri, const char *k)
     return buf;
 }
 
-/* Entries (rows and tombstones) of a constituent, read through a file:
- * cursor. */
+/* Entries (rows and tombstones) of a constituent. */
 static int
 constituent_entries(layered_session *s, const char *table, const char *kind)
 {
     char uri[128];
-    layered_cursor *c;
-    int n = 0, ret;
+    uint64_t n;
 
     (void)snprintf(uri, sizeof(uri), "file:%s.%s", table, kind);
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    CHECK_RET(LAYERED_NOTFOUND, ret);
-    CHECK_OK(layered_cursor_close(c));
-    return n;
+    CHECK_OK(layered_test_constituent_entries(s, uri, &n));
+    return (int)n;
 }
 
 /* A leader fills layered:t, a follower reopens and adds `rows` ingest rows

@@ -585,20 +585,6 @@ out:
 
 /* ---- the check after recovery ---- */
 
-static int
-count_entries(layered_session *s, const char *uri)
-{
-    layered_cursor *c;
-    int n = 0, ret;
-
-    if (layered_cursor_open(s, uri, &c) != 0)
-        return -1;
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    (void)layered_cursor_close(c);
-    return ret == LAYERED_NOTFOUND ? n : -1;
-}
-
 static void
 check_rows(struct run *r, struct mtable *t)
 {
@@ -733,10 +719,13 @@ check(struct run *r)
         (void)snprintf(uri, sizeof(uri), "layered:%s", r->t[i].name);
         if (layered_table_state(r->s, uri, &state) != 0)
             continue;
+        uint64_t n = 0;
         (void)snprintf(uri, sizeof(uri), "file:%s.ingest", r->t[i].name);
-        if ((ret = count_entries(r->s, uri)) != 0)
-            violation(r, "layered:%s: ingest holds %d entries after a "
-                      "successful step-up", r->t[i].name, ret);
+        if ((ret = layered_test_constituent_entries(r->s, uri, &n)) != 0 ||
+            n != 0)
+            violation(r, "layered:%s: ingest holds %" PRIu64 " entries "
+                      "(rows and tombstones) after a successful step-up (%s)",
+                      r->t[i].name, n, layered_strerror(ret));
     }
     if ((ret = layered_checkpoint(r->s)) != 0) {
         violation(r, "checkpoint after recovery: %s", layered_strerror(ret));
@@ -783,6 +772,7 @@ struct workload {
 static const struct workload workloads[] = {
     {"schema-fsync", wl_schema, LAYERED_SYNC_FSYNC, LAYERED_DRAIN_SKIP_MISSING},
     {"schema-write", wl_schema, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
+    {"schema-none", wl_schema, LAYERED_SYNC_NONE, LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-skip-missing", wl_stepup, LAYERED_SYNC_FSYNC,
      LAYERED_DRAIN_SKIP_MISSING},
     {"stepup-read-lock", wl_stepup, LAYERED_SYNC_FSYNC,

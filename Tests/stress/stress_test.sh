@@ -58,6 +58,13 @@ held_and_kept() { # label: the reader-hold and unretried-EBUSY counters, and the
     test "$probes" -gt 0 -a "$hidden" -eq 0
 }
 
+# Every run below checks the lock order: SwiftPM's release configuration
+# compiles the C core with -O2 and without NDEBUG, so the optimised tool has
+# the lock-order checker (internal.h) and aborts on an inversion.  Should
+# that change, this fails rather than the runs going on unchecked.
+check "the optimised tool has the lock-order checker compiled in" \
+  sh -c "nm '$tool' | grep -q lock_order_acquire"
+
 refused=0
 for policy in skip-missing read-lock queue-scan; do
   "$tool" --cycles 5 --seed 42 --policy "$policy" --crash-rate 0.25 --reopen-rate 0.25 >"$out" 2>&1
