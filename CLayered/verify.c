@@ -661,7 +661,7 @@ verify_snapshot(struct verify *v, bool *foundp)
         }
         if (sscanf(line, "table %201s %d %" SCNu64, name, &state,
                    &drained) == 3 &&
-            name_valid(name, strlen(name)) && state >= 0 &&
+            tbl_name_valid(name, strlen(name)) && state >= 0 &&
             state <= LAYERED_TABLE_DROPPED) {
             ERR(table_apply(v, "create", name, 0));
             ERR(table_apply(v, "state", name, (uint64_t)state));
@@ -759,7 +759,7 @@ verify_journal(struct verify *v, bool *foundp)
                 break;
             continue;
         }
-        if (strcmp(op, "journal") == 0 || !name_valid(name, strlen(name))) {
+        if (strcmp(op, "journal") == 0 || !tbl_name_valid(name, strlen(name))) {
             ERR(verify_report(v, LAYERED_VERIFY_DAMAGE, path, off,
                               "bad record"));
             continue;
@@ -838,7 +838,7 @@ layered_verify(const char *home, const char *shared_dir, const char *table,
     v.arg = arg;
     if (home == NULL || *home == '\0' ||
         (shared_dir != NULL && *shared_dir == '\0') ||
-        (table != NULL && !name_valid(table, strlen(table))))
+        (table != NULL && !tbl_name_valid(table, strlen(table))))
         ERR(EINVAL);
     ERR(open_dirs(&v, home, shared_dir, true));
     ERR(verify_lock(&v, &lock_fd));
@@ -887,7 +887,7 @@ layered_salvage_scan(const char *home, const char *shared_dir,
     v.arg = arg;
     if (home == NULL || *home == '\0' || record == NULL ||
         (shared_dir != NULL && *shared_dir == '\0') || table == NULL ||
-        !name_valid(table, strlen(table)))
+        !tbl_name_valid(table, strlen(table)))
         ERR(EINVAL);
     ERR(open_dirs(&v, home, shared_dir, false));
     ERR(scan_file(&v, v.home_fd, v.home, table, LAYERED_CONSTITUENT_INGEST,

@@ -25,6 +25,8 @@ layers=(
   filestore   # one constituent's file and its index
   table       # the table tree, table names and URIs, a table's two files
   meta        # the metadata snapshot and journal of the table tree
+  verify      # a home's files read without a connection: layered_verify,
+              # layered_salvage_scan
   dhandle     # the handle table: open constituents
   drain       # the drain queue and the step-up that works it; drop and
               # offload claim its items, it knows nothing of them
