@@ -598,6 +598,23 @@ check_prefix(fs_file *f, size_t want)
     free(buf);
 }
 
+/* True if the bytes [from, to) of a file are all zero. */
+static bool
+original_is_zero(const char *path, uint64_t from, uint64_t to)
+{
+    unsigned char b;
+    bool zero = true;
+    int fd;
+
+    CHECK((fd = open(path, O_RDONLY)) >= 0);
+    for (uint64_t off = from; off < to && zero; off++) {
+        CHECK(pread(fd, &b, 1, (off_t)off) == 1);
+        zero = b == 0;
+    }
+    close(fd);
+    return zero;
+}
+
 static void
 test_torn_tail(const char *dir)
 {
@@ -627,6 +644,11 @@ test_torn_tail(const char *dir)
         }
         want = 0;
         while (want < n && ends[want] <= at)
+            want++;
+        /* The zeros may restore a cut record exactly: its missing bytes
+         * were zeros.  Then it is whole, and it loads. */
+        while (variant == 1 && want < n && ends[want] <= at + zeros &&
+               original_is_zero(path, at, ends[want]))
             want++;
         msg_reset();
         CHECK_OK(fs_open(cut, 0, &env, &f));

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "layered.h"
 #include "layered_test.h"
@@ -47,7 +48,7 @@
 
 #define HOME "/sim/home"
 #define SHARED "/sim/shared"
-#define MAX_TABLES 8
+#define MAX_TABLES 16
 #define MAX_KEYS 64
 
 /* A key's versions: 0 never written, 1 its value, 2 removed.  A table's:
@@ -164,6 +165,11 @@ mt(struct run *r, const char *name)
     for (int i = 0; i < r->nt; i++)
         if (strcmp(r->t[i].name, name) == 0)
             return &r->t[i];
+    if (r->nt == MAX_TABLES) {
+        fprintf(stderr, "test_sim: more than %d tables in a workload\n",
+                MAX_TABLES);
+        abort();
+    }
     struct mtable *t = &r->t[r->nt++];
     memset(t, 0, sizeof(*t));
     (void)snprintf(t->name, sizeof(t->name), "%s", name);
@@ -176,6 +182,11 @@ mk(struct mtable *t, const char *key)
     for (int i = 0; i < t->nkeys; i++)
         if (strcmp(t->keys[i].key, key) == 0)
             return &t->keys[i];
+    if (t->nkeys == MAX_KEYS) {
+        fprintf(stderr, "test_sim: more than %d keys in a table\n",
+                MAX_KEYS);
+        abort();
+    }
     struct mkey *k = &t->keys[t->nkeys++];
     memset(k, 0, sizeof(*k));
     (void)snprintf(k->key, sizeof(k->key), "%s", key);
@@ -494,6 +505,43 @@ wl_compact(struct run *r)
     w_checkpoint(r);
 }
 
+/* Many tables with few descriptors: closing cursors sweeps idle handles
+ * (the connection keeps at most half the descriptor limit open), so a
+ * handle is closed with writes a checkpoint has not synced yet.  A sweep
+ * must sync before it closes, and a failed close must not pass for a
+ * synced file. */
+static void
+wl_sweep(struct run *r)
+{
+    char name[16];
+    struct rlimit old, rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0)
+        abort();
+    rl = old;
+    rl.rlim_cur = 24; /* the connection keeps at most 12 handles open */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        abort();
+    if (ok(r, db_open(r, LAYERED_ROLE_LEADER))) {
+        for (int i = 0; i < 10; i++) {
+            (void)snprintf(name, sizeof(name), "s%02d", i);
+            w_create(r, name);
+        }
+        for (int i = 0; i < 10; i++) {
+            (void)snprintf(name, sizeof(name), "s%02d", i);
+            put_keys(r, name, "k", 0, 2);
+        }
+        w_checkpoint(r);
+        for (int i = 0; i < 10; i++) {
+            (void)snprintf(name, sizeof(name), "s%02d", i);
+            put_keys(r, name, "m", 0, 1);
+        }
+        w_checkpoint(r);
+    }
+    if (setrlimit(RLIMIT_NOFILE, &old) != 0)
+        abort();
+}
+
 /* Under queue-scan: a drop refused with EBUSY (a reader holds the table)
  * while the step-up is paused with the table queued must change nothing:
  * the step-up drains the table and a leader write is visible. */
@@ -782,6 +830,7 @@ static const struct workload workloads[] = {
     {"stepup-write", wl_stepup, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
     {"lifecycle", wl_lifecycle, LAYERED_SYNC_FSYNC, LAYERED_DRAIN_SKIP_MISSING},
     {"compact", wl_compact, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
+    {"sweep", wl_sweep, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
     {"busy-drop-queue-scan", wl_busy_drop, LAYERED_SYNC_FSYNC,
      LAYERED_DRAIN_QUEUE_SCAN},
 };
