@@ -15,11 +15,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/layered-mutants.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# name | file | workload | old text | new text   (python literals)
+# name | file | workload | old text | new text   (python literals; several
+# replacements in the file: old1@@old2 | new1@@new2)
 mutants=(
   "drain-sync-removed|CLayered/drain.c|stepup-write|    if ((ret = fp_hit(&conn->fps, \"drain.sync\")) != 0)\n        return ret;\n|    return 0; /* mutant */\n"
   "rename-dir-fsync-removed|CLayered/meta.c|schema-write|        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \"|        (ret = 0) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \""
   "journal-reset-failure-ignored|CLayered/meta.c|schema-fsync|    if (ret != 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \"|    if (ret != 0 && 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \""
+  "sweep-closes-unsynced|CLayered/dhandle.c|sweep|        if (fs_sync(dh->fs) != 0) {\n            dh_rwlock_write_unlock(&dh->lock);\n            continue;\n        }\n@@(void)layered_panic(dh->conn, ret, \"closing %s: %s\", dh->name,|@@layered_msg(dh->conn, \"closing %s: %s\", dh->name,"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
 )
 
@@ -33,11 +35,16 @@ for m in "${mutants[@]}"; do
   [ -d "$src/bench" ] && cp -r "$src/bench" "$tree/"
   python3 - "$tree/$file" "$old" "$new" <<'EOF'
 import sys
-path, old, new = sys.argv[1], sys.argv[2].encode().decode('unicode_escape'), sys.argv[3].encode().decode('unicode_escape')
+path = sys.argv[1]
+# Several replacements in one file are separated by "@@".
+olds = sys.argv[2].encode().decode('unicode_escape').split('@@')
+news = sys.argv[3].encode().decode('unicode_escape').split('@@')
 s = open(path).read()
-if s.count(old) != 1:
-    sys.exit("mutant: the text to replace is not in %s exactly once" % path)
-open(path, 'w').write(s.replace(old, new))
+for old, new in zip(olds, news):
+    if s.count(old) != 1:
+        sys.exit("mutant: the text to replace is not in %s exactly once: %r" % (path, old))
+    s = s.replace(old, new)
+open(path, 'w').write(s)
 EOF
   cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLAYERED_BUILD_BENCH=OFF >/dev/null

@@ -527,14 +527,13 @@ wl_sweep(struct run *r)
             (void)snprintf(name, sizeof(name), "s%02d", i);
             w_create(r, name);
         }
+        w_checkpoint(r);
+        /* Writing table i sweeps the handles of the tables before it,
+         * which nothing writes again: only the sweep's sync can make
+         * their rows durable before the checkpoint reports them so. */
         for (int i = 0; i < 10; i++) {
             (void)snprintf(name, sizeof(name), "s%02d", i);
             put_keys(r, name, "k", 0, 2);
-        }
-        w_checkpoint(r);
-        for (int i = 0; i < 10; i++) {
-            (void)snprintf(name, sizeof(name), "s%02d", i);
-            put_keys(r, name, "m", 0, 1);
         }
         w_checkpoint(r);
     }
