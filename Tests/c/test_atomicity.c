@@ -113,36 +113,6 @@ db_free(struct db *db)
     free(db->home);
 }
 
-struct stepper {
-    pthread_t tid;
-    layered_conn *conn;
-    int ret;
-    layered_drain_stats ds;
-};
-
-static void *
-step_up_thread(void *arg)
-{
-    struct stepper *st = arg;
-
-    st->ret = layered_step_up(st->conn, &st->ds);
-    return NULL;
-}
-
-static void
-step_up_start(struct stepper *st, layered_conn *conn)
-{
-    memset(st, 0, sizeof(*st));
-    st->conn = conn;
-    CHECK(pthread_create(&st->tid, NULL, step_up_thread, st) == 0);
-}
-
-static void
-step_up_join(struct stepper *st)
-{
-    CHECK(pthread_join(st->tid, NULL) == 0);
-}
-
 static void
 put(layered_session *s, const char *uri, const char *k, const char *v)
 {
@@ -223,7 +193,7 @@ static void
 queue_scan_busy_drop(void)
 {
     struct db db;
-    struct stepper st;
+    struct tu_stepper st;
     layered_cursor *reader;
 
     printf("queue_scan_busy_drop\n");
@@ -231,13 +201,13 @@ queue_scan_busy_drop(void)
     follower_with_ingest(&db, LAYERED_DRAIN_QUEUE_SCAN, 100);
     CHECK_OK(layered_cursor_open(db.s, "layered:t", &reader));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.queued", 10000));
     /* The reader holds the table: the drop must fail and change nothing. */
     CHECK_RET(EBUSY, layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_OK(layered_cursor_close(reader));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK_OK(st.ret);
     CHECK(db.panics == 0);
     CHECK(st.ds.tables_drained == 1 && st.ds.tables_skipped == 0);
@@ -249,19 +219,19 @@ static void
 queue_scan_failed_drop(void)
 {
     struct db db;
-    struct stepper st;
+    struct tu_stepper st;
 
     printf("queue_scan_failed_drop\n");
     db_new(&db, "qsfail");
     follower_with_ingest(&db, LAYERED_DRAIN_QUEUE_SCAN, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.queued", 10000));
     CHECK_OK(layered_failpoint_set(db.conn, "meta.write", "return(ENOSPC)"));
     CHECK_RET(ENOSPC, layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_OK(layered_failpoint_set(db.conn, "meta.write", "off"));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK_OK(st.ret);
     CHECK(db.panics == 0);
     CHECK(st.ds.tables_drained == 1 && st.ds.tables_skipped == 0);
@@ -321,7 +291,7 @@ static void
 offload_races_stepup(int policy)
 {
     struct db db;
-    struct stepper st;
+    struct tu_stepper st;
     char path[4096], saved[4096];
     int ret, state;
 
@@ -342,12 +312,12 @@ offload_races_stepup(int policy)
 
     db_open(&db, LAYERED_ROLE_FOLLOWER, policy, 2);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.queued", 10000));
     CHECK(st.ds.tables_queued == 0); /* not filled in until it returns */
     ret = layered_offload(db.s, "layered:t");
     CHECK_OK(layered_failpoint_set(db.conn, "drain.queued", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     /* An offload is a lifecycle step, never a reason to panic. */
     CHECK_OK(ret);
     CHECK_OK(st.ret);
@@ -434,7 +404,7 @@ static void
 drain_sync_error(bool per_file)
 {
     struct db db;
-    struct stepper st;
+    struct tu_stepper st;
     layered_cursor *c[24];
     char uri[64];
     struct rlimit old, rl;
@@ -469,7 +439,7 @@ drain_sync_error(bool per_file)
         CHECK_OK(layered_cursor_open(db.s, uri, &c[i]));
     }
     CHECK_OK(layered_failpoint_set(db.conn, "drain.sync", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.sync", 10000));
     /* Between the copy and its sync: every sync fails, and a sweep tries
      * to close the idle stable handle the copy just wrote. */
@@ -477,7 +447,7 @@ drain_sync_error(bool per_file)
     for (i = 0; i < 24; i++)
         CHECK_OK(layered_cursor_close(c[i]));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.sync", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     /* The drain could not make its copy durable: the step-up must not
      * report success (it fails and panics the connection). */
     CHECK(st.ret != 0);
@@ -515,14 +485,14 @@ static void
 drained_lsn_incarnation(void)
 {
     struct db db;
-    struct stepper st;
+    struct tu_stepper st;
 
     printf("drained_lsn_incarnation\n");
     db_new(&db, "dlsn");
     follower_with_ingest(&db, LAYERED_DRAIN_SKIP_MISSING, 100);
     /* Pause after the clear's sync (the second sync of the batch). */
     CHECK_OK(layered_failpoint_set(db.conn, "drain.sync", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.sync", 10000));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.sync", "pause"));
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.sync", 10000));
@@ -531,7 +501,7 @@ drained_lsn_incarnation(void)
     CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_OK(layered_create(db.s, "layered:t", NULL));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.sync", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK_OK(st.ret);
     CHECK(db.panics == 0);
     /* The step-up's snapshot: the new incarnation has drained nothing. */

@@ -33,13 +33,6 @@ struct db {
     int panic_error;
 };
 
-struct stepper {
-    pthread_t tid;
-    layered_conn *conn;
-    int ret;
-    layered_drain_stats ds;
-};
-
 static void
 panic_cb(void *arg, int error, const char *msg)
 {
@@ -48,29 +41,6 @@ panic_cb(void *arg, int error, const char *msg)
     db->panics++;
     db->panic_error = error;
     printf("    (panic handler: %s)\n", msg);
-}
-
-static void *
-step_up_thread(void *arg)
-{
-    struct stepper *st = arg;
-
-    st->ret = layered_step_up(st->conn, &st->ds);
-    return NULL;
-}
-
-static void
-step_up_start(struct stepper *st, layered_conn *conn)
-{
-    memset(st, 0, sizeof(*st));
-    st->conn = conn;
-    CHECK(pthread_create(&st->tid, NULL, step_up_thread, st) == 0);
-}
-
-static void
-step_up_join(struct stepper *st)
-{
-    CHECK(pthread_join(st->tid, NULL) == 0);
 }
 
 static void
@@ -172,17 +142,17 @@ drop_wins(int policy)
 {
     const char *fp = policy == LAYERED_DRAIN_QUEUE_SCAN ? "drain.queued"
                                                         : "drain.before_lock";
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
 
     printf("  %s, drop wins (%s)\n", policy_names[policy], fp);
     setup(&db, policy, 100);
     CHECK_OK(layered_failpoint_set(db.conn, fp, "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, fp, 30000));
     CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_OK(layered_failpoint_set(db.conn, fp, "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
 
     if (policy == LAYERED_DRAIN_UNPROTECTED) {
         /* The original bug: ENOENT fails the step-up, which panics. */
@@ -206,7 +176,7 @@ drop_wins(int policy)
 static void
 drain_wins(int policy)
 {
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
     layered_cursor *c;
     int n, ret;
@@ -214,7 +184,7 @@ drain_wins(int policy)
     printf("  %s, drain wins (drain.copy)\n", policy_names[policy]);
     setup(&db, policy, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.copy", 30000));
     /* Every policy refuses: the copy holds the table's read locks. */
     ret = layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE);
@@ -222,7 +192,7 @@ drain_wins(int policy)
     /* Reads continue during the drain: every row is visible. */
     CHECK(tu_count_rows(db.s, "layered:t") == 200);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK_OK(st.ret);
     CHECK(db.panics == 0);
     CHECK(st.ds.tables_drained == 1 && st.ds.tables_skipped == 0);
@@ -247,7 +217,7 @@ drain_wins(int policy)
 static void
 drop_before_clear(int policy)
 {
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
     int ret;
 
@@ -255,11 +225,11 @@ drop_before_clear(int policy)
            policy_names[policy]);
     setup(&db, policy, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_clear", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_clear", 30000));
     ret = layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_clear", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     switch (policy) {
     case LAYERED_DRAIN_SKIP_MISSING:
         CHECK_OK(ret);
@@ -297,7 +267,7 @@ read_lock_finds_dead(void)
 {
     const char *fp = "drain.before_read_lock";
     layered_conn_stats cs;
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
     int ret, state;
 
@@ -305,7 +275,7 @@ read_lock_finds_dead(void)
            "(%s)\n", fp);
     setup(&db, LAYERED_DRAIN_READ_LOCK, 100);
     CHECK_OK(layered_failpoint_set(db.conn, fp, "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     if ((ret = layered_failpoint_wait(db.conn, fp, 30000)) != 0) {
         fprintf(stderr, "no drain worker reached %s (%s): the engine "
                 "lacks the failpoint\n", fp, layered_strerror(ret));
@@ -315,7 +285,7 @@ read_lock_finds_dead(void)
     CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_RET(ENOENT, layered_table_state(db.s, "layered:t", &state));
     CHECK_OK(layered_failpoint_set(db.conn, fp, "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK_OK(st.ret);
     CHECK(db.panics == 0);
     CHECK(st.ds.tables_queued == 1);
@@ -359,7 +329,7 @@ writer_thread(void *arg)
 static void
 write_during_failed_step_up(void)
 {
-    struct stepper st;
+    struct tu_stepper st;
     struct writer w;
     struct db db;
     layered_session *ws;
@@ -371,7 +341,7 @@ write_during_failed_step_up(void)
     printf("  a write waiting for a failing step-up is not acknowledged\n");
     setup(&db, LAYERED_DRAIN_SKIP_MISSING, 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
     /* The step-up holds the role lock exclusive now, paused. */
     memset(&w, 0, sizeof(w));
@@ -385,7 +355,7 @@ write_during_failed_step_up(void)
     tu_wait_thread_blocked(ktid, 30000);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.copy", "return(EIO)"));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     CHECK(pthread_join(w.tid, NULL) == 0);
     CHECK_RET(LAYERED_PANIC, st.ret);
     CHECK_RET(LAYERED_PANIC, w.ret);
@@ -414,7 +384,7 @@ write_during_failed_step_up(void)
 static int
 abort_child(const char *home)
 {
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
 
     memset(&db, 0, sizeof(db));
@@ -422,11 +392,11 @@ abort_child(const char *home)
     db_open(&db, LAYERED_ROLE_FOLLOWER, LAYERED_DRAIN_UNPROTECTED, false);
     tu_insert_rows(db.s, "layered:t", "F", 100);
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "pause"));
-    step_up_start(&st, db.conn);
+    tu_step_up_start(&st, db.conn);
     CHECK_OK(layered_failpoint_wait(db.conn, "drain.before_lock", 30000));
     CHECK_OK(layered_drop(db.s, "layered:t", LAYERED_DROP_FORCE));
     CHECK_OK(layered_failpoint_set(db.conn, "drain.before_lock", "off"));
-    step_up_join(&st);
+    tu_step_up_join(&st);
     return 0; /* not reached: the panic aborts */
 }
 
@@ -542,7 +512,7 @@ random_drops(int policy, uint64_t seed)
 {
     enum { NT = 40 };
     struct dropper d;
-    struct stepper st;
+    struct tu_stepper st;
     struct db db;
     pthread_t tid;
     char uri[64];
@@ -561,9 +531,9 @@ random_drops(int policy, uint64_t seed)
         d.ntables = NT;
         d.seed = seed + (uint64_t)round;
         d.busy = 0;
-        step_up_start(&st, db.conn);
+        tu_step_up_start(&st, db.conn);
         CHECK(pthread_create(&tid, NULL, dropper_thread, &d) == 0);
-        step_up_join(&st);
+        tu_step_up_join(&st);
         CHECK(pthread_join(tid, NULL) == 0);
         CHECK_OK(st.ret);
         CHECK(db.panics == 0);

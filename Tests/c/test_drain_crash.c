@@ -54,21 +54,6 @@ check_rows(layered_session *s, const char *uri, int leader_rows,
     CHECK_OK(layered_cursor_close(c));
 }
 
-/* The rows of a constituent, through a read-only file: cursor. */
-static int
-count_file_rows(layered_session *s, const char *uri)
-{
-    layered_cursor *c;
-    int n = 0, ret;
-
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    CHECK_RET(LAYERED_NOTFOUND, ret);
-    CHECK_OK(layered_cursor_close(c));
-    return n;
-}
-
 static void
 build(const char *home)
 {
@@ -184,7 +169,7 @@ main(int argc, char *argv[])
         /* The rows of a that the crashed drain had copied into stable:
          * the first batch when it died inside the copy, all of them when
          * it died before the clear, none before the copy. */
-        a_copied = count_file_rows(s, "file:a.stable") - 100;
+        a_copied = tu_count_rows(s, "file:a.stable") - 100;
         CHECK(a_copied >= 0);
         if (strcmp(fp, "drain.copy") == 0)
             CHECK(a_copied > 0 && a_copied < A_INGEST);

@@ -395,36 +395,6 @@ test_offload_crash(void)
 /*
  * 4. The races with the drain and with drop, under one drain policy.
  */
-struct stepper {
-    pthread_t tid;
-    layered_conn *conn;
-    int ret;
-    layered_drain_stats ds;
-};
-
-static void *
-step_up_thread(void *arg)
-{
-    struct stepper *st = arg;
-
-    st->ret = layered_step_up(st->conn, &st->ds);
-    return NULL;
-}
-
-static void
-step_up_start(struct stepper *st, layered_conn *conn)
-{
-    memset(st, 0, sizeof(*st));
-    st->conn = conn;
-    CHECK(pthread_create(&st->tid, NULL, step_up_thread, st) == 0);
-}
-
-static void
-step_up_join(struct stepper *st)
-{
-    CHECK(pthread_join(st->tid, NULL) == 0);
-}
-
 /* Insert n rows "<prefix>NNNNN" -> "val<prefix>NNNNN". */
 static void
 fill_prefix(layered_session *s, const char *uri, const char *prefix, int n)
@@ -439,21 +409,6 @@ fill_prefix(layered_session *s, const char *uri, const char *prefix, int n)
         CHECK_OK(layered_cursor_insert(c, k, strlen(k), v, strlen(v)));
     }
     CHECK_OK(layered_cursor_close(c));
-}
-
-/* The rows of a constituent, through a read-only file: cursor. */
-static int
-file_rows(layered_session *s, const char *uri)
-{
-    layered_cursor *c;
-    int n = 0, ret;
-
-    CHECK_OK(layered_cursor_open(s, uri, &c));
-    while ((ret = layered_cursor_next(c)) == 0)
-        n++;
-    CHECK_RET(LAYERED_NOTFOUND, ret);
-    CHECK_OK(layered_cursor_close(c));
-    return n;
 }
 
 /* No panic, and after a checkpoint database_size is the stable files on
@@ -492,7 +447,7 @@ race_offload_vs_drop_and_drain(int policy)
     char *home = make_db("life-vs");
     layered_conn *conn;
     layered_session *s;
-    struct stepper up;
+    struct tu_stepper up;
     struct call off;
 
     printf("  %s: offload against drop and against the drain\n",
@@ -520,13 +475,13 @@ race_offload_vs_drop_and_drain(int policy)
     CHECK_RET(EBUSY, layered_offload(s, "layered:t")); /* undrained rows */
     CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
     CHECK_OK(layered_failpoint_set(conn, "drain.copy", "pause"));
-    step_up_start(&up, conn);
+    tu_step_up_start(&up, conn);
     CHECK_OK(layered_failpoint_wait(conn, "drain.copy", 30000));
     CHECK_OK(layered_session_open(conn, &off.s));
     CHECK_RET(EBUSY, layered_offload(off.s, "layered:t"));
     CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
     CHECK_OK(layered_failpoint_set(conn, "drain.copy", "off"));
-    step_up_join(&up);
+    tu_step_up_join(&up);
     CHECK_OK(up.ret);
     CHECK(up.ds.tables_drained == 1 && up.ds.rows == 1);
     CHECK_OK(layered_offload(s, "layered:t"));
@@ -577,7 +532,7 @@ race_offload_vs_step_up(int policy)
         char *home = make_db("life-vs-up");
         layered_conn *conn;
         layered_session *s;
-        struct stepper up;
+        struct tu_stepper up;
 
         printf("  %s: offload during a step-up draining the table (%s)\n",
                policy_names[policy], fp);
@@ -586,16 +541,16 @@ race_offload_vs_step_up(int policy)
         fill_prefix(s, "layered:t", "zf", 100);
         CHECK_OK(layered_archive(s, "layered:t"));
         CHECK_OK(layered_failpoint_set(conn, fp, "pause"));
-        step_up_start(&up, conn);
+        tu_step_up_start(&up, conn);
         CHECK_OK(layered_failpoint_wait(conn, fp, 30000));
         CHECK_RET(EBUSY, layered_offload(s, "layered:t"));
         CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ARCHIVED);
         CHECK_OK(layered_failpoint_set(conn, fp, "off"));
-        step_up_join(&up);
+        tu_step_up_join(&up);
         CHECK_OK(up.ret);
         CHECK(up.ds.tables_queued == 1 && up.ds.tables_drained == 1);
         CHECK(up.ds.rows == 100);
-        CHECK(file_rows(s, "file:t.ingest") == 0);
+        CHECK(tu_count_rows(s, "file:t.ingest") == 0);
         CHECK_OK(layered_offload(s, "layered:t"));
         CHECK(state_of(s, "layered:t") == LAYERED_TABLE_OFFLOADED);
         CHECK_OK(layered_unarchive(s, "layered:t"));
@@ -631,7 +586,7 @@ race_offload_cleared_ingest(int policy)
         char *home = tu_mkdtemp("life-cleared");
         layered_conn *conn;
         layered_session *s;
-        struct stepper up;
+        struct tu_stepper up;
         struct call off;
         int ret, state;
 
@@ -643,7 +598,7 @@ race_offload_cleared_ingest(int policy)
         CHECK_OK(layered_create(s, "layered:u", NULL));
         fill(s, "layered:a", ROWS);
         CHECK_OK(layered_step_up(conn, NULL)); /* drains and clears a */
-        CHECK(file_rows(s, "file:a.ingest") == 0);
+        CHECK(tu_count_rows(s, "file:a.ingest") == 0);
         CHECK_OK(layered_step_down(conn));
         CHECK_OK(layered_archive(s, "layered:a"));
         /* Reopened, the connection has no handle of a's ingest: whether
@@ -660,26 +615,26 @@ race_offload_cleared_ingest(int policy)
             CHECK(pthread_create(&off.tid, NULL, offload_a_thread, &off) ==
                   0);
             CHECK_OK(layered_failpoint_wait(conn, fp, 30000));
-            step_up_start(&up, conn);
-            step_up_join(&up);
+            tu_step_up_start(&up, conn);
+            tu_step_up_join(&up);
             CHECK_OK(layered_failpoint_set(conn, fp, "off"));
             CHECK(pthread_join(off.tid, NULL) == 0);
             ret = off.ret;
             CHECK(ret == 0 || ret == EBUSY || ret == LAYERED_NOT_ARCHIVED);
         } else {
             CHECK_OK(layered_failpoint_set(conn, fp, "pause"));
-            step_up_start(&up, conn);
+            tu_step_up_start(&up, conn);
             CHECK_OK(layered_failpoint_wait(conn, fp, 30000));
             ret = offload_cleanly(s, "layered:a");
             CHECK_OK(layered_failpoint_set(conn, fp, "off"));
-            step_up_join(&up);
+            tu_step_up_join(&up);
         }
         CHECK_OK(up.ret);
         check_healthy(home, conn, s);
         CHECK(up.ds.tables_drained + up.ds.tables_skipped ==
               up.ds.tables_queued);
         CHECK(up.ds.rows == 50);
-        CHECK(file_rows(s, "file:u.ingest") == 0);
+        CHECK(tu_count_rows(s, "file:u.ingest") == 0);
         check_rows_total(s, "layered:u", 0, 50);
         state = state_of(s, "layered:a");
         CHECK(state == (ret == 0 ? LAYERED_TABLE_OFFLOADED
@@ -710,7 +665,7 @@ race_unarchive_vs_drain(int policy)
         char *home = make_db("life-un-drain");
         layered_conn *conn;
         layered_session *s;
-        struct stepper up;
+        struct tu_stepper up;
 
         printf("  %s: unarchive and restore during a step-up (%s)\n",
                policy_names[policy], fp);
@@ -728,14 +683,14 @@ race_unarchive_vs_drain(int policy)
         CHECK_OK(layered_archive(s, "layered:t"));
 
         CHECK_OK(layered_failpoint_set(conn, fp, "pause"));
-        step_up_start(&up, conn);
+        tu_step_up_start(&up, conn);
         CHECK_OK(layered_failpoint_wait(conn, fp, 30000));
         CHECK_OK(layered_unarchive(s, "layered:t"));
         CHECK(state_of(s, "layered:t") == LAYERED_TABLE_ACTIVE);
         CHECK_OK(layered_unarchive(s, "layered:o")); /* a restore */
         CHECK(state_of(s, "layered:o") == LAYERED_TABLE_ACTIVE);
         CHECK_OK(layered_failpoint_set(conn, fp, "off"));
-        step_up_join(&up);
+        tu_step_up_join(&up);
         CHECK_OK(up.ret);
         CHECK(up.ds.tables_queued == 1 && up.ds.tables_drained == 1);
         CHECK(up.ds.rows == 100);

@@ -203,3 +203,26 @@ tu_wait_thread_blocked(pid_t tid, int timeout_ms)
         sched_yield();
     }
 }
+
+static void *
+step_up_thread(void *arg)
+{
+    struct tu_stepper *st = arg;
+
+    st->ret = layered_step_up(st->conn, &st->ds);
+    return NULL;
+}
+
+void
+tu_step_up_start(struct tu_stepper *st, layered_conn *conn)
+{
+    memset(st, 0, sizeof(*st));
+    st->conn = conn;
+    CHECK(pthread_create(&st->tid, NULL, step_up_thread, st) == 0);
+}
+
+void
+tu_step_up_join(struct tu_stepper *st)
+{
+    CHECK(pthread_join(st->tid, NULL) == 0);
+}

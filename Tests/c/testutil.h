@@ -6,6 +6,7 @@
 #define LAYERED_TESTUTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,8 +56,18 @@ uint64_t tu_now_ns(void);
 /* Insert n rows "<prefix>NNNNNN" -> "value-<prefix>-N" into a table. */
 void tu_insert_rows(layered_session *s, const char *uri, const char *prefix,
                     int n);
-/* The rows a forward scan of the table returns. */
+/* The rows a forward scan of the table (or file: constituent) returns. */
 int tu_count_rows(layered_session *s, const char *uri);
+/* A step-up on a thread of its own: start it, then join it; ret and ds are
+ * its result and statistics. */
+struct tu_stepper {
+    pthread_t tid;
+    layered_conn *conn;
+    int ret;
+    layered_drain_stats ds;
+};
+void tu_step_up_start(struct tu_stepper *st, layered_conn *conn);
+void tu_step_up_join(struct tu_stepper *st);
 
 /* The sum of the sizes of the "*.stable" files in a directory (the shared
  * store), as stat reports them. */
