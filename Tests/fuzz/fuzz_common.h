@@ -86,6 +86,27 @@ poll(struct pollfd *fds, nfds_t nfds, int timeout)
     return (int)syscall(SYS_ppoll, fds, nfds, tsp, NULL, (size_t)8);
 }
 
+/* ---- speed: liburcu's hash-table worker thread ----
+ *
+ * Each connection's handle table is a cds_lfht with automatic resizing,
+ * and liburcu starts its resize worker thread with the first such table
+ * and stops it with the last: every open and close of a fuzz run would
+ * start and join a thread.  One table held for the life of the process
+ * keeps the worker running.
+ */
+#define RCU_MEMB /* the library's flavour (CLayered/internal.h) */
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+static inline void
+fz_keep_lfht_worker(void)
+{
+    static struct cds_lfht *keep;
+
+    if (keep == NULL)
+        keep = cds_lfht_new(1, 1, 0, CDS_LFHT_AUTO_RESIZE, NULL);
+}
+
 /* ---- the counting os table ---- */
 
 static _Atomic long fz_open_fds, fz_open_maps;
@@ -154,6 +175,7 @@ fz_reset(void)
         fz_os.mmap = fz_mmap;
         fz_os.munmap = fz_munmap;
     }
+    fz_keep_lfht_worker();
     sim_reset(0);
     atomic_store(&fz_open_fds, 0);
     atomic_store(&fz_open_maps, 0);
