@@ -10,6 +10,9 @@
  *     bits 1-2  sync level, value % 3 (LAYERED_SYNC_NONE, _WRITE, _FSYNC)
  *     bit 3     two drain threads (else one)
  *     bits 4-5  drain policy (LAYERED_DRAIN_*)
+ *     bit 6     a budget of 4 open handles (RLIMIT_NOFILE is lowered to
+ *               8 while the connection opens, which sizes the budget), so
+ *               idle handles are swept and drains run in small batches
  *   then calls, until the input ends: a byte, the call (value % 22), and
  *   its operands, one byte each (an operand past the end reads as 0):
  *     T  a table, value % 5
@@ -77,6 +80,8 @@
  * A mismatch prints the recent calls and aborts, so the fuzzer reports it.
  * FUZZ_TRACE=1 prints every call as it is made.
  */
+#include <sys/resource.h>
+
 #include "fuzz_common.h"
 
 #define NT 5
@@ -486,7 +491,18 @@ db_open(uint8_t cfg)
     M.role = (cfg & 1) ? LAYERED_ROLE_LEADER : LAYERED_ROLE_FOLLOWER;
     fz_config(&c, M.role, ((cfg >> 1) & 3) % 3, (cfg & 8) ? 2 : 1,
               (cfg >> 4) & 3);
-    if ((ret = layered_open_os(FZ_HOME, &c, &fz_os, &M.conn)) != 0)
+    if (cfg & 0x40) {
+        struct rlimit rl, low;
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            abort();
+        low = rl;
+        low.rlim_cur = 8;
+        (void)setrlimit(RLIMIT_NOFILE, &low);
+        ret = layered_open_os(FZ_HOME, &c, &fz_os, &M.conn);
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    } else
+        ret = layered_open_os(FZ_HOME, &c, &fz_os, &M.conn);
+    if (ret != 0)
         fz_fail("open: %s", layered_strerror(ret));
     if ((ret = layered_session_open(M.conn, &M.s)) != 0)
         fz_fail("session_open: %s", layered_strerror(ret));
@@ -1392,6 +1408,13 @@ static const uint8_t seed_sync_none[] = {
     INSERT(C, K_LONG, V_BIG), SEARCH(C, K_LONG), SCAN(C), CHECKPOINT,
     REOPEN(FOLLOWER | SYNC_FSYNC | 0x08), INSERT(A, K_B, V_SHORT), STEP_UP,
     SCAN(A), REOPEN(LEADER | 0x02 | 0x20), SCAN(C)};
+static const uint8_t seed_small_budget[] = {
+    FOLLOWER | 0x40 | 0x08, CREATE(A), CREATE(B), CREATE(C), CREATE(3),
+    CREATE(4), INSERT(A, K_A, V_SHORT), INSERT(B, K_A, V_SHORT),
+    INSERT(C, K_A, V_SHORT), INSERT(3, K_B, V_SHORT), INSERT(4, K_AB, V_SHORT),
+    SCAN(A), SCAN(B), SCAN(C), SCAN(3), SCAN(4), STEP_UP, STATS, STEP_DOWN,
+    REMOVE(A, K_A), INSERT(4, K_BA, V_SHORT), REOPEN(FOLLOWER | 0x40 | 0x20),
+    STEP_UP, SCAN(A), SCAN(4)};
 static const uint8_t seed_bad[] = {
     LEADER, CREATE(A), OPEN(A), BAD(0, A, 0), BAD(0, A, 4), BAD(0, A, 6),
     BAD(1, A, 1), BAD(2, A, 0), BAD(3, A, 0), BAD(4, A, 0), BAD(5, A, 0),
@@ -1426,6 +1449,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
             SEED(seed_leader_over_ingest);
             SEED(seed_compact);
             SEED(seed_sync_none);
+            SEED(seed_small_budget);
             SEED(seed_bad);
 #undef SEED
             exit(0);
