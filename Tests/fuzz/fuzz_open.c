@@ -37,8 +37,10 @@
  * every table is listed and read (a layered cursor forwards, backwards,
  * searched key by key and with search_near between keys; file: cursors on
  * both constituents), checking the order and that the layered view agrees
- * with its constituents; then a step-up and a checkpoint, and a second
- * read.  When all of that succeeded and the close returned 0, the home is
+ * with its constituents; then a step-up and a checkpoint; when the step-up
+ * drained every ingest, writes (a row inserted and removed in each table,
+ * an archive and unarchive, a table created and dropped) must work; then a
+ * second read.  When all of that succeeded and the close returned 0, the home is
  * the engine's own work: it is opened again and must read exactly as it
  * did before the close.
  *
@@ -601,6 +603,79 @@ read_all_tables(layered_session *s, struct fz_buf *view)
     return clean;
 }
 
+/*
+ * probe --
+ *     After a step-up that drained every ingest: the engine writes into
+ *     the files it loaded and into the metadata journal it replayed.  In
+ *     each ACTIVE or ARCHIVED table that opens, a leader's insert must read
+ *     back and its remove must remove it (the view ends as it began); the
+ *     first such table is archived and unarchived; a new table is created,
+ *     written and dropped.
+ */
+static void
+probe(layered_session *s)
+{
+    static const char key[] = "\xff\xfe-probe", val[] = "probe-value";
+    struct tables t = {0};
+    bool lifecycle = false;
+    int ret;
+
+    if ((ret = layered_list_tables(s, list_cb, &t)) != 0)
+        fz_fail("list_tables: %s", layered_strerror(ret));
+    for (size_t i = 0; i < t.n; i++) {
+        char uri[NAME_CAP + 32];
+        layered_cursor *c;
+        const void *v;
+        size_t vl;
+        if (t.v[i].state != LAYERED_TABLE_ACTIVE &&
+            t.v[i].state != LAYERED_TABLE_ARCHIVED)
+            continue;
+        (void)snprintf(uri, sizeof(uri), "layered:%s", t.v[i].name);
+        if (layered_cursor_open(s, uri, &c) != 0)
+            continue;
+        if ((ret = layered_cursor_insert(c, key, sizeof(key) - 1, val,
+                                         sizeof(val) - 1)) != 0 ||
+            (ret = layered_cursor_search(c, key, sizeof(key) - 1)) != 0)
+            fz_fail("%s: a leader's insert, then search: %s", uri,
+                    layered_strerror(ret));
+        if (layered_cursor_get(c, NULL, NULL, &v, &vl) != 0 ||
+            vl != sizeof(val) - 1 || memcmp(v, val, vl) != 0)
+            fz_fail("%s: the row inserted reads back differently", uri);
+        if ((ret = layered_cursor_remove(c, key, sizeof(key) - 1)) != 0)
+            fz_fail("%s: remove of the row inserted: %s", uri,
+                    layered_strerror(ret));
+        if ((ret = layered_cursor_search(c, key, sizeof(key) - 1)) !=
+            LAYERED_NOTFOUND)
+            fz_fail("%s: the row removed is still found (%s)", uri,
+                    layered_strerror(ret));
+        if (layered_cursor_close(c) != 0)
+            fz_fail("%s: cursor_close failed", uri);
+        if (!lifecycle && t.v[i].state == LAYERED_TABLE_ACTIVE) {
+            lifecycle = true;
+            if ((ret = layered_archive(s, uri)) != 0 ||
+                (ret = layered_unarchive(s, uri)) != 0)
+                fz_fail("%s: archive and unarchive: %s", uri,
+                        layered_strerror(ret));
+        }
+    }
+    free(t.v);
+
+    ret = layered_create(s, "layered:zz-probe", NULL);
+    if (ret == EEXIST || (ret > 0 && ret != EINVAL && ret != EBUSY))
+        return; /* a name the home has, or a path it has made unusable */
+    if (ret != 0)
+        fz_fail("create of a new table: %s", layered_strerror(ret));
+    {
+        layered_cursor *c;
+        if ((ret = layered_cursor_open(s, "layered:zz-probe", &c)) != 0 ||
+            (ret = layered_cursor_insert(c, key, sizeof(key) - 1, val,
+                                         sizeof(val) - 1)) != 0 ||
+            (ret = layered_cursor_close(c)) != 0 ||
+            (ret = layered_drop(s, "layered:zz-probe", 0)) != 0)
+            fz_fail("a new table: write and drop: %s", layered_strerror(ret));
+    }
+}
+
 static bool
 panicked(layered_conn *conn)
 {
@@ -644,7 +719,7 @@ run(const uint8_t *data, size_t size)
     layered_drain_stats ds;
     struct fz_buf view = {0}, again = {0};
     uint8_t c = size > 0 ? data[0] : 0;
-    bool clean;
+    bool clean, drained;
     int ret;
 
     fz_reset();
@@ -667,12 +742,15 @@ run(const uint8_t *data, size_t size)
     ret = layered_step_up(conn, &ds);
     if (ret != 0 && ret != LAYERED_PANIC)
         fz_fail("step_up: %s", layered_strerror(ret));
+    drained = ret == 0 && !(c & CFG_LEADER);
     clean = clean && ret == 0;
     if (!panicked(conn)) {
         ret = layered_checkpoint(s);
         if (ret != 0 && ret != LAYERED_PANIC && !open_error_ok(ret))
             fz_fail("checkpoint: %s", layered_strerror(ret));
         clean = clean && ret == 0;
+        if (ret == 0 && drained)
+            probe(s);
     } else
         clean = false;
     if (!panicked(conn))
