@@ -267,18 +267,22 @@ visible(struct mtable *t, const void *key, size_t klen)
 }
 
 /* The whole view in key order (into a buffer that is reused). */
+static const struct ent **view_buf;
+static size_t view_cap;
+
 static const struct ent **
 view_list(struct mtable *t, size_t *np)
 {
-    static const struct ent **v;
-    static size_t cap;
+    const struct ent **v;
     size_t i = 0, j = 0, n = 0;
 
-    if (cap < t->ing.n + t->stb.n + 1) {
-        cap = (t->ing.n + t->stb.n + 1) * 2;
-        if ((v = realloc(v, cap * sizeof(*v))) == NULL)
+    if (view_cap < t->ing.n + t->stb.n + 1) {
+        view_cap = (t->ing.n + t->stb.n + 1) * 2;
+        if ((view_buf = realloc(view_buf, view_cap * sizeof(*view_buf))) ==
+            NULL)
             abort();
     }
+    v = view_buf;
     while (i < t->ing.n || j < t->stb.n) {
         int c;
         if (i == t->ing.n)
@@ -338,7 +342,7 @@ rd(void)
     return in_off < in_n ? in_p[in_off++] : 0;
 }
 
-static unsigned char keybuf[512], valbuf[40 * 1024];
+static unsigned char keybuf[512];
 
 static size_t
 make_key(unsigned char *buf, uint8_t k0, uint8_t k1)
@@ -358,11 +362,22 @@ val_len(uint8_t v0)
     return v0 < 0xf0 ? v0 % 48u : (uint32_t)(v0 - 0xef) * 2048u;
 }
 
-static void
-make_val(unsigned char *buf, uint8_t seed, uint32_t len)
+#define VAL_MAX (16 * 2048)
+
+/* The value bytes of a seed (its first len bytes are the value of any
+ * length): made once per seed, so neither a write nor a check builds one. */
+static const unsigned char *
+val_bytes(uint8_t seed)
 {
-    for (uint32_t i = 0; i < len; i++)
-        buf[i] = (unsigned char)(seed + 7 * i + i / 256);
+    static unsigned char pat[256][VAL_MAX];
+    static bool made[256];
+
+    if (!made[seed]) {
+        for (uint32_t i = 0; i < VAL_MAX; i++)
+            pat[seed][i] = (unsigned char)(seed + 7 * i + i / 256);
+        made[seed] = true;
+    }
+    return pat[seed];
 }
 
 /* ---- the trace ---- */
@@ -472,11 +487,10 @@ check_row(layered_cursor *c, const struct ent *e, const char *what)
     if (key_cmp(k, kl, e->key, e->klen) != 0)
         fz_fail("%s: on key %s, the model expects %s", what, hex(k, kl),
                 hex(e->key, e->klen));
-    make_val(valbuf, e->vseed, e->vlen);
-    if (vl != e->vlen || (vl > 0 && memcmp(v, valbuf, vl) != 0))
+    if (vl != e->vlen || (vl > 0 && memcmp(v, val_bytes(e->vseed), vl) != 0))
         fz_fail("%s: key %s has a value of %zu bytes (%s), the model "
                 "expects %u (%s)", what, hex(k, kl), vl, hex(v, vl), e->vlen,
-                hex(valbuf, e->vlen));
+                hex(val_bytes(e->vseed), e->vlen));
 }
 
 /* ---- connection ---- */
@@ -646,8 +660,8 @@ do_insert(int i, const unsigned char *key, size_t klen, uint8_t vseed,
           vlen, vseed);
     if ((c = write_cursor(i, &own)) == NULL)
         return;
-    make_val(valbuf, vseed, vlen);
-    expect(layered_cursor_insert(c, key, klen, valbuf, vlen), 0, "insert");
+    expect(layered_cursor_insert(c, key, klen, val_bytes(vseed), vlen), 0,
+           "insert");
     layer_set(M.role == LAYERED_ROLE_LEADER ? &t->stb : &t->ing, key, klen,
               false, vseed, vlen, ++M.lsn);
     M.n.inserts++;
@@ -698,10 +712,9 @@ do_bulk(int i, uint8_t x, uint8_t y)
           table_names[i], n, x, y, vlen, x);
     if ((c = write_cursor(i, &own)) == NULL)
         return;
-    make_val(valbuf, x, vlen);
     for (int j = 0; j < n; j++) {
         size_t klen = make_key(key, x, (uint8_t)(y + j));
-        expect(layered_cursor_insert(c, key, klen, valbuf, vlen), 0,
+        expect(layered_cursor_insert(c, key, klen, val_bytes(x), vlen), 0,
                "bulk insert");
         layer_set(M.role == LAYERED_ROLE_LEADER ? &t->stb : &t->ing, key,
                   klen, false, x, vlen, ++M.lsn);
@@ -1457,6 +1470,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* Free the model: a run that ends with as many frees as mallocs spares
+ * libFuzzer its leak check (which runs the input again). */
+static void
+model_free(void)
+{
+    for (int i = 0; i < NT; i++) {
+        layer_free(&M.t[i].ing);
+        layer_free(&M.t[i].stb);
+        free(M.t[i].pkey);
+    }
+    memset(&M, 0, sizeof(M));
+    free(view_buf);
+    view_buf = NULL;
+    view_cap = 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -1465,12 +1494,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     in_off = 0;
     trace_count = 0;
     fz_dump_hook = dump_trace;
-    for (int i = 0; i < NT; i++) {
-        layer_free(&M.t[i].ing);
-        layer_free(&M.t[i].stb);
-        free(M.t[i].pkey);
-    }
-    memset(&M, 0, sizeof(M));
+    model_free();
     fz_reset();
     atomic_store(&fz_panics, 0);
     (void)sim_os.mkdir(FZ_HOME, 0755);
@@ -1492,5 +1516,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         do_scan(i);
     do_list();
     db_close();
+    model_free();
     return 0;
 }
