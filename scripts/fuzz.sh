@@ -29,7 +29,7 @@ fuzz_one() { # target
   local opts=(-timeout=20 -print_final_stats=1
               -artifact_prefix="$root/Tests/fuzz/crashes/$t-")
   [ "$t" = open ] && opts+=(-max_len=8192 -dict="$root/Tests/fuzz/fuzz_open.dict")
-  [ "$t" = api ] && opts+=(-max_len=2048)
+  [ "$t" = api ] && opts+=(-max_len=1024 -len_control=10)
   mkdir -p "$corpus"
   : >"$log"
   while left=$(( end - $(date +%s) )); [ "$left" -gt 0 ] && [ $runs -lt 50 ]; do

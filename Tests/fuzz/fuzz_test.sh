@@ -34,10 +34,16 @@ build_targets() {
   if [ -x "$(dirname "$cc")/ld.lld" ] || command -v ld.lld >/dev/null; then
     ld=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld)
   fi
-  cmake -S "$root" -B "$build" -DLAYERED_FUZZ=ON -DCMAKE_C_COMPILER="$cc" \
-    -DLAYERED_BUILD_TESTS=OFF -DLAYERED_BUILD_BENCH=OFF \
-    -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" "${ld[@]}" >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target fuzz_open fuzz_api >/dev/null
+  mkdir -p "$build"
+  if ! { cmake -S "$root" -B "$build" -DLAYERED_FUZZ=ON -DCMAKE_C_COMPILER="$cc" \
+           -DLAYERED_BUILD_TESTS=OFF -DLAYERED_BUILD_BENCH=OFF \
+           -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" "${ld[@]}" &&
+         cmake --build "$build" -j "$(nproc)" --target fuzz_open fuzz_api; } \
+       >"$build/build.log" 2>&1; then
+    tail -30 "$build/build.log" >&2
+    echo "fuzz: the build failed (log: $build/build.log)" >&2
+    exit 1
+  fi
 }
 
 # replay BINARY DIR...: every regular file of the DIRs, once each.
@@ -95,7 +101,7 @@ for t in "${targets[@]}"; do
   opts=(-max_total_time="$secs" -timeout=20 -print_final_stats=1
         -artifact_prefix="$scratch/crash-$t/")
   [ "$t" = open ] && opts+=(-max_len=8192 -dict="$here/fuzz_open.dict")
-  [ "$t" = api ] && opts+=(-max_len=2048)
+  [ "$t" = api ] && opts+=(-max_len=1024 -len_control=10)
   "$build/Tests/fuzz/fuzz_$t" "${opts[@]}" "$scratch/$t" "$here/corpus/$t" \
     >"$scratch/$t.log" 2>&1 &
   pids+=($!)
