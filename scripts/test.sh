@@ -21,6 +21,7 @@ run_ctest asan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=address -DLAYERED_BUI
 run_ctest tsan -DCMAKE_BUILD_TYPE=Debug -DLAYERED_SANITIZE=thread -DLAYERED_BUILD_BENCH=OFF
 
 Tests/models_test.sh
+Tests/fuzz/fuzz_test.sh
 echo "== Swift tests"
 swift build --build-tests
 swift test
