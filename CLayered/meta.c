@@ -294,8 +294,11 @@ load_journal(layered_conn *conn)
             }
             continue;
         }
+        /* A state outside LAYERED_TABLE_* would reach the next snapshot,
+         * which load_snapshot rejects: the home would not open again. */
         if (i == META_JOURNAL || (i != META_JOURNAL && !name_valid(name,
-                                                              strlen(name))))
+                                                              strlen(name))) ||
+            (i == META_STATE && arg > LAYERED_TABLE_DROPPED))
             ERR_MSG(conn, LAYERED_CORRUPT, "%s/%s: bad record at offset %zu",
                     conn->home, META_LOG, (size_t)(line - buf));
         ERR(apply_op(conn, i, name, arg));
