@@ -296,7 +296,10 @@ load_journal(layered_conn *conn)
             }
             continue;
         }
-        if (i == META_JOURNAL || !tbl_name_valid(name, strlen(name)))
+        /* A state outside LAYERED_TABLE_* would reach the next snapshot,
+         * which load_snapshot rejects: the home would not open again. */
+        if (i == META_JOURNAL || !tbl_name_valid(name, strlen(name)) ||
+            (i == META_STATE && arg > LAYERED_TABLE_DROPPED))
             ERR_MSG(conn, LAYERED_CORRUPT, "%s/%s: bad record at offset %zu",
                     conn->home, META_LOG, (size_t)(line - buf));
         ERR(apply_op(conn, i, name, arg));
