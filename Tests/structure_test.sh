@@ -22,7 +22,13 @@ layers=(
   failpoint   # named points where tests pause, sleep or inject errors
   panic       # the panic path and messages; releases paused failpoints
   rwlock      # the dhandle lock and the lock-order checker
-  filestore   # one constituent's file and its index
+  fs_rec      # the record codec: integers, record and file headers, CRC check
+  fs_io       # the file store's I/O: full writes and reads, append, sync
+  fs_index    # the arena and the in-memory index of one file
+  fs_open     # open, recovery, close of one file
+  filestore   # point operations: put, delete, seek, read, sync, info
+  fs_compact  # compaction and clear
+  fs_copy     # the drain copy of one file into another
   table       # the table tree, table names and URIs, a table's two files
   meta        # the metadata snapshot and journal of the table tree
   verify      # a home's files read without a connection: layered_verify,
