@@ -234,6 +234,10 @@ EOF
   `LAYERED_SYNC_WRITE`, LMDB `MDB_NOSYNC` (one transaction per insert), WiredTiger a logged table with
   `transaction_sync=(enabled=true,method=none)`, RocksDB the write-ahead log without `sync`, SQLite WAL mode with
   `synchronous=OFF` (readers have a connection each, writers share one serialized connection).
+- **Scan**: before any point operation, each engine reads every row of the point table in key order, once per run,
+  checking that the keys ascend and that it read every row: Layered a cursor's `layered_cursor_next` from
+  unpositioned, LMDB a cursor in one read transaction, WiredTiger a cursor's `next`, RocksDB an iterator from
+  the first key, SQLite `SELECT k, v ... ORDER BY k` (the primary key's order).  LMDB is the bar.
 
 ## Layered's own benchmarks
 
