@@ -8,12 +8,13 @@
 #               quick look (the page then shows those sizes)
 #
 # Installs the peer engines' Debian packages if missing (liblmdb-dev,
-# libwiredtiger-dev, librocksdb-dev, libsqlite3-dev) and gnuplot for the chart.
+# libwiredtiger-dev, librocksdb-dev, libsqlite3-dev), gnuplot for the chart and
+# fio (and jq to read its report) for the device's sequential write limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-peer_packages=(liblmdb-dev libwiredtiger-dev librocksdb-dev libsqlite3-dev gnuplot-nox)
+peer_packages=(liblmdb-dev libwiredtiger-dev librocksdb-dev libsqlite3-dev gnuplot-nox fio jq)
 missing=()
 for pkg in "${peer_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -49,6 +50,67 @@ echo "== bench_drain"
 BENCH_TABLES=${BENCH_DRAIN_TABLES:-1000} "$bin/bench_drain" "$runs" "$work" | tee "$out/drain.txt"
 echo "== bench_peers"
 "$bin/bench/peers/bench_peers" -d "$work" -r "$runs" -s 0.5 -o "$out/data.tsv" ${BENCH_PEERS_ARGS:-} | tee "$out/peers.md"
+
+# ---- the device's sequential write limit, measured with fio ----
+# For each copy workload, the same bytes as its keys and values (rounded up to
+# whole MiB) written sequentially in 1 MiB writes into a file under BENCH_DIR,
+# twice per run: with O_DIRECT, and buffered with one sync after the last write
+# (end_fsync: fio's fdatasync=N option issues no sync at the end of the job,
+# checked with fio 3.33; for a file just written, fsync flushes what
+# fdatasync would plus the timestamps).  fio's write runtime covers the writes
+# and that final sync.  The better of the two medians is the limit each copy figure
+# is set against.
+echo "== fio (device limit)"
+copy_rows=1000000
+set -- ${BENCH_PEERS_ARGS:-}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) copy_rows=$2; shift 2 ;;
+    -n*) copy_rows=${1#-n}; shift ;;
+    *) shift ;;
+  esac
+done
+fio_mbs() {  # fio_mbs MIB DIRECT -> MB/s of one run
+  local mib=$1 direct=$2 sync_opt=() ms
+  [ "$direct" -eq 0 ] && sync_opt=(--end_fsync=1)
+  ms=$(fio --name=limit --filename="$work/fio.dat" --rw=write --bs=1M --size="${mib}M" \
+         --ioengine=psync --direct="$direct" "${sync_opt[@]}" --output-format=json \
+       | jq '.jobs[0].write.runtime')
+  rm -f "$work/fio.dat"
+  awk -v b="$((mib * 1048576))" -v ms="$ms" 'BEGIN { printf "%.1f\n", b / 1e6 / (ms > 0 ? ms / 1000 : 0.001) }'
+}
+stats() {  # median min max of numbers on stdin
+  sort -g | awk '{ v[++n] = $1 } END { printf "%.1f\t%.1f\t%.1f\n", (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2), v[1], v[n] }'
+}
+: > "$out/limit.tsv"
+for c in copy100:100 copy1k:1024; do
+  label=${c%%:*} vlen=${c#*:}
+  bytes=$((copy_rows * (16 + vlen)))
+  mib=$(( (bytes + 1048575) / 1048576 ))
+  d=() b=()
+  for ((r = 1; r <= runs; r++)); do
+    d+=("$(fio_mbs "$mib" 1)")
+    b+=("$(fio_mbs "$mib" 0)")
+    echo "$label: run $r: fio ${mib} MiB direct ${d[-1]} MB/s, buffered+sync ${b[-1]} MB/s" >&2
+  done
+  printf '%s\tdirect\t%s\n' "$label" "$(printf '%s\n' "${d[@]}" | stats)" >> "$out/limit.tsv"
+  printf '%s\tbuffered\t%s\n' "$label" "$(printf '%s\n' "${b[@]}" | stats)" >> "$out/limit.tsv"
+done
+# copy label, engine, MB/s, fraction of the limit; the limit per copy is the
+# better of the direct and buffered medians.
+limit_table=$(awk -F'\t' '
+  FNR == NR { if ($3 > lim[$1]) { lim[$1] = $3; how[$1] = $2 }; m[$1, $2] = $3 " (" $4 "–" $5 ")"; next }
+  $1 ~ /^copy/ { if (!($1 in first)) { first[$1] = 1; order[++n] = $1 }; row[$1] = row[$1] sprintf("| %s | %s | %.0f | %.2f |\n", $1, $2, $3, $3 / lim[$1]) }
+  END {
+    print "| copy | fio direct=1 MB/s | fio buffered + final sync MB/s | limit |"
+    print "|---|---:|---:|---|"
+    for (i = 1; i <= n; i++) { c = order[i]; printf "| %s | %s | %s | %.0f MB/s (%s) |\n", c, m[c, "direct"], m[c, "buffered"], lim[c], how[c] }
+    print ""
+    print "| copy | engine | MB/s | of the limit |"
+    print "|---|---|---:|---:|"
+    for (i = 1; i <= n; i++) printf "%s", row[order[i]]
+  }' "$out/limit.tsv" "$out/data.tsv")
+echo "$limit_table"
 elapsed=$(( $(date +%s) - started ))
 
 mkdir -p docs
@@ -78,6 +140,7 @@ EOF
 
 # ---- where Layered stands against the goals ----
 goals=$(awk -F'\t' '
+  FNR == NR { if ($3 > dev[$1]) dev[$1] = $3; next }
   $1 ~ /^copy/ { if ($2 == "layered") lay[$1] = $3
                  else if ($2 == "write+sync") lim[$1] = $3
                  else if ($3 > best[$1]) { best[$1] = $3; who[$1] = $2 } }
@@ -86,13 +149,13 @@ goals=$(awk -F'\t' '
     split("copy100 copy1k", w, " ")
     for (i = 1; i <= 2; i++) {
       c = w[i]
-      printf "- %s: Layered %.0f MB/s = %.2f× the fastest peer (%s, %.0f MB/s; goal ≥ 1.25×: %s) and %.0f%% of write+sync (%.0f MB/s; goal ≥ 80%%: %s).\n", \
+      printf "- %s: Layered %.0f MB/s = %.2f× the fastest peer (%s, %.0f MB/s; goal ≥ 1.25×: %s), %.0f%% of the device limit (fio, %.0f MB/s; goal ≥ 90%%: %s) and %.0f%% of write+sync (%.0f MB/s).\n", \
         (c == "copy100" ? "Copy, 100-byte values" : "Copy, 1 KiB values"), lay[c], lay[c] / best[c], who[c], best[c], \
-        (lay[c] / best[c] >= 1.25 ? "met" : "not met"), 100 * lay[c] / lim[c], lim[c], \
-        (lay[c] / lim[c] >= 0.8 ? "met" : "not met")
+        (lay[c] / best[c] >= 1.25 ? "met" : "not met"), 100 * lay[c] / dev[c], dev[c], \
+        (lay[c] / dev[c] >= 0.9 ? "met" : "not met"), 100 * lay[c] / lim[c], lim[c]
     }
     printf "- Many tables: %.1f µs per table over %d tables (goal < 50 µs: %s).\n", us, tables, (us < 50 ? "met" : "not met")
-  }' "$out/data.tsv")
+  }' "$out/limit.tsv" "$out/data.tsv")
 
 # ---- docs/benchmarks.md ----
 {
@@ -100,9 +163,10 @@ goals=$(awk -F'\t' '
 # Benchmarks
 
 Layered beside LMDB, WiredTiger, RocksDB and SQLite (Debian's packages) on identical workloads, measured in one
-run on one machine, beside the machine's own limits: a sequential write plus one \`fdatasync\` of the same bytes,
-and \`memcpy\` of them.  Every figure is the median of $runs runs with the min and max in parentheses; the engines
-run interleaved (run 1 of each, then run 2, ...), so drift in the machine spreads over all of them.
+run on one machine, beside the machine's own limits: the device's sequential write limit measured with \`fio\`, a
+sequential write plus one \`fdatasync\` of the same bytes, and \`memcpy\` of them.  Every figure is the median of
+$runs runs with the min and max in parentheses; the engines run interleaved (run 1 of each, then run 2, ...), so
+drift in the machine spreads over all of them.
 
 Reproduce with:
 
@@ -110,7 +174,7 @@ Reproduce with:
 make bench                      # BENCH_DIR=/path to put the databases elsewhere (default /tmp)
 \`\`\`
 
-which runs \`scripts/bench.sh\`: it installs the peers' packages if missing, builds in \`build/release\`, runs
+which runs \`scripts/bench.sh\`: it installs the peers' packages and fio if missing, builds in \`build/release\`, runs
 \`bench_filestore\`, \`bench_dhandle\`, \`bench_drain\` and \`bench_peers\` (\`bench/peers/\`), and rewrites this page
 and the chart.  This run took $((elapsed / 60)) min $((elapsed % 60)) s.
 
@@ -128,6 +192,17 @@ $goals
 ## Side by side
 
 ![Copy throughput](benchmarks-copy.png)
+
+### The device's sequential write limit (\`fio\`)
+
+For each copy, \`fio\` writes the same bytes as its keys and values (rounded up to whole MiB) sequentially in
+1 MiB writes into a file beside the databases, each run twice: with \`direct=1\`, and buffered with one sync
+after the last write (\`end_fsync=1\`: fio's \`fdatasync=N\` issues no sync at the end of the job; for a file
+just written, \`fsync\` flushes what \`fdatasync\` would plus the timestamps).  fio's write time (whole
+milliseconds) covers the writes and that sync.  The limit is the better of the two medians, and every copy figure
+below is shown as a fraction of it.
+
+$limit_table
 
 EOF
   sed '1d' "$out/peers.md"
@@ -159,6 +234,10 @@ EOF
   `LAYERED_SYNC_WRITE`, LMDB `MDB_NOSYNC` (one transaction per insert), WiredTiger a logged table with
   `transaction_sync=(enabled=true,method=none)`, RocksDB the write-ahead log without `sync`, SQLite WAL mode with
   `synchronous=OFF` (readers have a connection each, writers share one serialized connection).
+- **Scan**: before any point operation, each engine reads every row of the point table in key order, once per run,
+  checking that the keys ascend and that it read every row: Layered a cursor's `layered_cursor_next` from
+  unpositioned, LMDB a cursor in one read transaction, WiredTiger a cursor's `next`, RocksDB an iterator from
+  the first key, SQLite `SELECT k, v ... ORDER BY k` (the primary key's order).  LMDB is the bar.
 
 ## Layered's own benchmarks
 

@@ -12,7 +12,8 @@
  *   -t  tables of the many-tables workload, 100 rows each (10000)
  *   -p  rows preloaded for the point workload (1000000)
  *   -s  seconds per point-operation run (1)
- *   -w  comma-separated workloads: copy100, copy1k, many, point (all)
+ *   -w  comma-separated workloads: copy100, copy1k, many, point (all;
+ *       point also runs the ordered scan of its preloaded table)
  *   -e  comma-separated engines (every one built in)
  *   -o  also write the figures as tab-separated lines for the chart and
  *       the goals: "copy100|copy1k ENGINE MB/s min max" and
@@ -115,6 +116,17 @@ fail(const char *engine, const char *what, const char *detail)
     fprintf(stderr, "bench_peers: %s: %s failed: %s\n", engine, what,
             detail ? detail : "");
     exit(1);
+}
+
+void
+scan_check(const char *engine, unsigned char prev[KEY_LEN], const void *key,
+           size_t key_len, uint64_t n)
+{
+    if (key_len != KEY_LEN)
+        fail(engine, "scan", "a key of the wrong length");
+    if (n > 0 && memcmp(prev, key, KEY_LEN) >= 0)
+        fail(engine, "scan", "keys out of order");
+    memcpy(prev, key, KEY_LEN);
 }
 
 void
@@ -482,12 +494,13 @@ point_workload(uint64_t rows, double seconds)
     char dirs[MAX_ENGINES][4096];
     void *state[MAX_ENGINES];
     /* [engine][read1, read2, insert1, insert2] */
-    static struct figure ops[MAX_ENGINES][4];
+    static struct figure ops[MAX_ENGINES][4], scan[MAX_ENGINES];
     static const char *kinds[4] = {"read, 1 thread", "read, 2 threads",
                                    "insert, 1 thread", "insert, 2 threads"};
     int e, r, k;
 
     memset(ops, 0, sizeof(ops));
+    memset(scan, 0, sizeof(scan));
     for (e = 0; e < n_engines; e++) {
         struct workload w = {.rows = rows, .value_len = 100, .tables = 1};
         state[e] = NULL;
@@ -498,6 +511,20 @@ point_workload(uint64_t rows, double seconds)
         progress("point: %s: preparing\n", engines[e]->name);
         state[e] = engines[e]->point_prepare(&w);
     }
+    /* The scans come first, while every table holds exactly `rows` rows. */
+    for (r = 0; r < runs; r++)
+        for (e = 0; e < n_engines; e++) {
+            uint64_t start, n;
+            if (state[e] == NULL || engines[e]->point_scan == NULL)
+                continue;
+            start = bench_now_ns();
+            n = engines[e]->point_scan(state[e]);
+            scan[e].v[scan[e].n++] = (bench_now_ns() - start) / 1e9;
+            if (n != rows)
+                fail(engines[e]->name, "scan", "did not read every row");
+            progress("scan: run %d: %-16s %.3f s\n", r + 1, engines[e]->name,
+                    scan[e].v[scan[e].n - 1]);
+        }
     for (r = 0; r < runs; r++)
         for (k = 0; k < 4; k++)
             for (e = 0; e < n_engines; e++) {
@@ -528,6 +555,28 @@ point_workload(uint64_t rows, double seconds)
             printf(" | %.0f (%.0f–%.0f)", fig_median(&ops[e][k]),
                    fig_min(&ops[e][k]), fig_max(&ops[e][k]));
         printf(" |\n");
+    }
+    printf("\n### Scan: every row of the point table (%llu rows, 16-byte keys, "
+           "100-byte values) in key order\n\n",
+           (unsigned long long)rows);
+    printf("| engine | seconds | rows/s | vs lmdb |\n");
+    printf("|---|---:|---:|---:|\n");
+    for (e = 0; e < n_engines; e++) {
+        double lmdb = 0;
+        int p;
+        if (state[e] == NULL || scan[e].n == 0)
+            continue;
+        for (p = 0; p < n_engines; p++)
+            if (scan[p].n > 0 && strcmp(engines[p]->name, "lmdb") == 0)
+                lmdb = fig_median(&scan[p]);
+        printf("| %s%s%s | %.3f (%.3f–%.3f) | %.0f | ", e == 0 ? "**" : "",
+               engines[e]->name, e == 0 ? "**" : "", fig_median(&scan[e]),
+               fig_min(&scan[e]), fig_max(&scan[e]),
+               rows / fig_median(&scan[e]));
+        if (lmdb > 0)
+            printf("%.2f× |\n", lmdb / fig_median(&scan[e]));
+        else
+            printf("|\n");
     }
     fflush(stdout);
 }

@@ -249,6 +249,33 @@ point_insert(struct point_job *job)
     TRY(layered_session_close(session));
 }
 
+static uint64_t
+point_scan(void *arg)
+{
+    struct point_state *s = arg;
+    layered_session *session;
+    layered_cursor *c;
+    unsigned char prev[KEY_LEN];
+    const void *k, *v;
+    size_t klen, vlen;
+    uint64_t n = 0, sum = 0;
+    int ret;
+
+    TRY(layered_session_open(s->conn, &session));
+    TRY(layered_cursor_open(session, "layered:p", &c));
+    while ((ret = layered_cursor_next(c)) == 0) {
+        TRY(layered_cursor_get(c, &k, &klen, &v, &vlen));
+        scan_check("layered", prev, k, klen, n++);
+        sum += ((const unsigned char *)v)[0];
+    }
+    if (ret != LAYERED_NOTFOUND)
+        fail("layered", "layered_cursor_next", layered_strerror(ret));
+    TRY(layered_session_close(session));
+    if (sum == 1)
+        fprintf(stderr, " ");
+    return n;
+}
+
 static void
 point_finish(void *arg)
 {
@@ -270,5 +297,6 @@ const struct engine engine_layered = {
     .point_prepare = point_prepare,
     .point_read = point_read,
     .point_insert = point_insert,
+    .point_scan = point_scan,
     .point_finish = point_finish,
 };

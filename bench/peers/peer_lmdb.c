@@ -268,6 +268,33 @@ point_insert(struct point_job *job)
         }
 }
 
+static uint64_t
+point_scan(void *arg)
+{
+    struct point_state *s = arg;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    unsigned char prev[KEY_LEN];
+    uint64_t n = 0, sum = 0;
+    int ret;
+
+    TRY(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
+    TRY(mdb_cursor_open(txn, s->dbi, &c));
+    for (ret = mdb_cursor_get(c, &k, &v, MDB_FIRST); ret == 0;
+         ret = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        scan_check("lmdb", prev, k.mv_data, k.mv_size, n++);
+        sum += ((const unsigned char *)v.mv_data)[0];
+    }
+    if (ret != MDB_NOTFOUND)
+        fail("lmdb", "mdb_cursor_get", mdb_strerror(ret));
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    if (sum == 1)
+        fprintf(stderr, " ");
+    return n;
+}
+
 static void
 point_finish(void *arg)
 {
@@ -289,5 +316,6 @@ const struct engine engine_lmdb = {
     .point_prepare = point_prepare,
     .point_read = point_read,
     .point_insert = point_insert,
+    .point_scan = point_scan,
     .point_finish = point_finish,
 };

@@ -392,6 +392,33 @@ point_insert(struct point_job *job)
     rocksdb_writeoptions_destroy(wo);
 }
 
+static uint64_t
+point_scan(void *arg)
+{
+    struct point_state *s = arg;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator(s->db.db, ro);
+    unsigned char prev[KEY_LEN];
+    char *err = NULL;
+    uint64_t n = 0, sum = 0;
+
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        scan_check("rocksdb", prev, k, klen, n++);
+        sum += (unsigned char)v[0];
+    }
+    rocksdb_iter_get_error(it, &err);
+    CHECK("rocksdb_iter");
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (sum == 1)
+        fprintf(stderr, " ");
+    return n;
+}
+
 static void
 point_finish(void *arg)
 {
@@ -421,6 +448,7 @@ const struct engine engine_rocksdb_batch = {
     .point_prepare = point_prepare,
     .point_read = point_read,
     .point_insert = point_insert,
+    .point_scan = point_scan,
     .point_finish = point_finish,
 };
 

@@ -271,6 +271,30 @@ point_insert(struct point_job *job)
     sqlite3_finalize(ins);
 }
 
+static uint64_t
+point_scan(void *arg)
+{
+    struct point_state *s = arg;
+    sqlite3 *db = db_open(s->path, point_pragmas);
+    sqlite3_stmt *sel = prepare(db, "SELECT k, v FROM t00000 ORDER BY k");
+    unsigned char prev[KEY_LEN];
+    uint64_t n = 0, sum = 0;
+    int ret;
+
+    while ((ret = sqlite3_step(sel)) == SQLITE_ROW) {
+        scan_check("sqlite", prev, sqlite3_column_blob(sel, 0),
+                   (size_t)sqlite3_column_bytes(sel, 0), n++);
+        sum += ((const unsigned char *)sqlite3_column_blob(sel, 1))[0];
+    }
+    if (ret != SQLITE_DONE)
+        fail("sqlite", "scan", sqlite3_errmsg(db));
+    sqlite3_finalize(sel);
+    sqlite3_close(db);
+    if (sum == 1)
+        fprintf(stderr, " ");
+    return n;
+}
+
 static void
 point_finish(void *arg)
 {
@@ -292,5 +316,6 @@ const struct engine engine_sqlite = {
     .point_prepare = point_prepare,
     .point_read = point_read,
     .point_insert = point_insert,
+    .point_scan = point_scan,
     .point_finish = point_finish,
 };

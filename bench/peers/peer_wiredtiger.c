@@ -242,6 +242,33 @@ point_insert(struct point_job *job)
     TRY(session->close(session, NULL));
 }
 
+static uint64_t
+point_scan(void *arg)
+{
+    struct point_state *s = arg;
+    WT_SESSION *session;
+    WT_CURSOR *c;
+    WT_ITEM k, v;
+    unsigned char prev[KEY_LEN];
+    uint64_t n = 0, sum = 0;
+    int ret;
+
+    TRY(s->conn->open_session(s->conn, NULL, NULL, &session));
+    TRY(session->open_cursor(session, "table:p", NULL, NULL, &c));
+    while ((ret = c->next(c)) == 0) {
+        TRY(c->get_key(c, &k));
+        TRY(c->get_value(c, &v));
+        scan_check("wiredtiger", prev, k.data, k.size, n++);
+        sum += ((const unsigned char *)v.data)[0];
+    }
+    if (ret != WT_NOTFOUND)
+        fail("wiredtiger", "next", wiredtiger_strerror(ret));
+    TRY(session->close(session, NULL));
+    if (sum == 1)
+        fprintf(stderr, " ");
+    return n;
+}
+
 static void
 point_finish(void *arg)
 {
@@ -269,5 +296,6 @@ const struct engine engine_wiredtiger = {
     .point_prepare = point_prepare,
     .point_read = point_read,
     .point_insert = point_insert,
+    .point_scan = point_scan,
     .point_finish = point_finish,
 };

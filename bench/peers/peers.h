@@ -11,6 +11,8 @@
  *   point  random point reads of existing keys and inserts of new keys, by
  *          one or two threads, each write reaching the operating system
  *          (surviving kill -9) but not synced
+ *   scan   a full scan in key order of the point workload's preloaded
+ *          table, before any point operation
  */
 #ifndef PEERS_H
 #define PEERS_H
@@ -62,6 +64,9 @@ struct engine {
     /* Called on each benchmark thread; loops until job->deadline. */
     void (*point_read)(struct point_job *);
     void (*point_insert)(struct point_job *);
+    /* Reads every row of the point table in key order, checking the order
+     * (scan_check); returns the rows read.  Any thread, no other running. */
+    uint64_t (*point_scan)(void *state);
     void (*point_finish)(void *state);
 };
 
@@ -87,6 +92,11 @@ void remove_tree(const char *path);
 void make_dir(const char *path);
 /* Write `path` with `fmt` formatted, as a path: dir + "/" + name. */
 void path_join(char *out, size_t size, const char *dir, const char *name);
+
+/* A scan's check of row n (0, 1, ...): the key is KEY_LEN bytes and
+ * after the previous one (kept in prev) by memcmp; fails otherwise. */
+void scan_check(const char *engine, unsigned char prev[KEY_LEN],
+                const void *key, size_t key_len, uint64_t n);
 
 /* How many checks of the clock a point loop makes: every POINT_BATCH ops. */
 #define POINT_BATCH 64
