@@ -68,7 +68,7 @@ public final class Cursor {
             let code = layered_cursor_open(session, uri, &cursor)
             guard code == 0 else {
                 database.returnSession(session)
-                try check(code, panicMessage: database.panicMessage())
+                try database.check(code)
                 return (nil, nil)
             }
             return (session, cursor)
@@ -146,7 +146,7 @@ public final class Cursor {
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
     public func reset() throws {
         let code = try withCursor { layered_cursor_reset($0) }
-        try check(code, panicMessage: table.database.panicMessage())
+        try table.database.check(code)
     }
 
     /// The key the cursor is on, or `nil` if it is unpositioned.
@@ -184,7 +184,7 @@ public final class Cursor {
                 }
             }
         }
-        try check(code, panicMessage: table.database.panicMessage())
+        try table.database.check(code)
     }
 
     /// Removes a key through this cursor, which is left unpositioned.
@@ -230,7 +230,7 @@ public final class Cursor {
     /// `true` for 0, `false` for `LAYERED_NOTFOUND`; throws for any other code.
     private func found(_ code: Int32) throws -> Bool {
         if code == LAYERED_NOTFOUND { return false }
-        try check(code, panicMessage: table.database.panicMessage())
+        try table.database.check(code)
         return true
     }
 }

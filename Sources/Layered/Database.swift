@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+internal import Synchronization
 internal import CLayered
 
 /// An open Layered database: one home directory and the layered tables in it.
@@ -81,7 +81,7 @@ public final class Database: @unchecked Sendable {
             }
         }
         do {
-            try check(code)
+            try Layered.check(code, panicMessage: callbacks.panicMessage())
         } catch {
             callbacksArgument.release()
             throw error
@@ -126,7 +126,7 @@ public final class Database: @unchecked Sendable {
         guard let connection = gate.close() else { return }
         let code = layered_close(connection)
         callbacksArgument.release()
-        try check(code, panicMessage: callbacks.panicMessage())
+        try check(code)
     }
 
     // MARK: Tables
@@ -145,8 +145,7 @@ public final class Database: @unchecked Sendable {
         let uri = try Self.uri(for: name)
         try withSession { session in
             try check(
-                layered_create(session, uri, exclusive ? "exclusive=true" : "exclusive=false"),
-                panicMessage: callbacks.panicMessage())
+                layered_create(session, uri, exclusive ? "exclusive=true" : "exclusive=false"))
         }
         return Table(database: self, name: name, uri: uri)
     }
@@ -180,7 +179,7 @@ public final class Database: @unchecked Sendable {
         let flags =
             (force ? LAYERED_DROP_FORCE : 0) | (waitForCheckpoint ? LAYERED_DROP_CHECKPOINT_WAIT : 0)
         try withSession { session in
-            try check(layered_drop(session, uri, flags), panicMessage: callbacks.panicMessage())
+            try check(layered_drop(session, uri, flags))
         }
     }
 
@@ -193,7 +192,7 @@ public final class Database: @unchecked Sendable {
         return try withSession { session in
             var state: Int32 = 0
             try check(
-                layered_table_state(session, uri, &state), panicMessage: callbacks.panicMessage())
+                layered_table_state(session, uri, &state))
             return TableState(cValue: state)
         }
     }
@@ -214,7 +213,7 @@ public final class Database: @unchecked Sendable {
                     return 0
                 }, Unmanaged.passUnretained(listing).toOpaque())
             }
-            try check(code, panicMessage: callbacks.panicMessage())
+            try check(code)
         }
         return listing.tables
     }
@@ -273,7 +272,7 @@ public final class Database: @unchecked Sendable {
     ) throws {
         let uri = try Self.uri(for: name)
         try withSession { session in
-            try check(uri.withCString { call(session, $0) }, panicMessage: callbacks.panicMessage())
+            try check(uri.withCString { call(session, $0) })
         }
     }
 
@@ -287,7 +286,7 @@ public final class Database: @unchecked Sendable {
     ///   ``LayeredError/panic(_:)``.
     public func checkpoint() throws {
         try withSession { session in
-            try check(layered_checkpoint(session), panicMessage: callbacks.panicMessage())
+            try check(layered_checkpoint(session))
         }
     }
 
@@ -331,8 +330,7 @@ public final class Database: @unchecked Sendable {
                 try perform { connection in
                     var stats = layered_drain_stats()
                     try check(
-                        layered_step_up(connection, &stats),
-                        panicMessage: callbacks.panicMessage())
+                        layered_step_up(connection, &stats))
                     return StepUpReport(stats)
                 }
             }
@@ -352,7 +350,7 @@ public final class Database: @unchecked Sendable {
     /// - Throws: ``LayeredError/panic(_:)``.
     public func stepDown() throws {
         try perform { connection in
-            try check(layered_step_down(connection), panicMessage: callbacks.panicMessage())
+            try check(layered_step_down(connection))
         }
     }
 
@@ -425,6 +423,12 @@ public final class Database: @unchecked Sendable {
     /// The message of this database's panic, for ``LayeredError/panic(_:)``.
     func panicMessage() -> String { callbacks.panicMessage() }
 
+    /// Throws the error for a C return code, carrying this database's panic message; returns if
+    /// the code is 0.  Every `layered_*` call made for this database goes through here.
+    func check(_ code: Int32) throws(LayeredError) {
+        try Layered.check(code, panicMessage: callbacks.panicMessage())
+    }
+
     /// Runs `body` with the C connection, counted as an operation in progress so that
     /// ``close()`` waits for it.
     /// - Throws: ``LayeredError/EINVAL`` if the database is closed, or what `body` throws.
@@ -456,7 +460,7 @@ public final class Database: @unchecked Sendable {
         if let session = gate.takeIdleSession() { return session }
         var session: OpaquePointer?
         try check(
-            layered_session_open(connection, &session), panicMessage: callbacks.panicMessage())
+            layered_session_open(connection, &session))
         return session!
     }
 

@@ -1,4 +1,4 @@
-import Synchronization
+internal import Synchronization
 internal import CLayered
 
 /// A handle to a layered table: `layered:NAME`, an ingest and a stable constituent read as one.
