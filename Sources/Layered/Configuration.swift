@@ -47,7 +47,7 @@ public enum DrainPolicy: Sendable, Hashable, CaseIterable {
 /// The durability of a single write (a put or a remove).
 public enum SyncLevel: Sendable, Hashable, CaseIterable {
     /// Writes are buffered in the process; durable at checkpoint or close (`LAYERED_SYNC_NONE`).
-    case none
+    case buffered
     /// Each write reaches the operating system before it returns, so it survives the process
     /// being killed, not a machine crash (`LAYERED_SYNC_WRITE`).  The default.
     case write
@@ -56,7 +56,7 @@ public enum SyncLevel: Sendable, Hashable, CaseIterable {
 
     var cValue: Int32 {
         switch self {
-        case .none: LAYERED_SYNC_NONE
+        case .buffered: LAYERED_SYNC_NONE
         case .write: LAYERED_SYNC_WRITE
         case .fsync: LAYERED_SYNC_FSYNC
         }

@@ -137,11 +137,11 @@ public final class Cursor {
     /// - Returns: `false` when there is no previous key: the cursor is then unpositioned.
     /// - Throws: as ``next()``.
     @discardableResult
-    public func prev() throws -> Bool {
+    public func previous() throws -> Bool {
         try found(withCursor { layered_cursor_prev($0) })
     }
 
-    /// Unpositions the cursor: the next ``next()`` goes to the first key, ``prev()`` to the last.
+    /// Unpositions the cursor: the next ``next()`` goes to the first key, ``previous()`` to the last.
     ///
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
     public func reset() throws {

@@ -120,7 +120,7 @@ public final class Database: @unchecked Sendable {
     /// are released.  Afterwards every operation on the database, its tables and its cursors
     /// throws ``LayeredError/EINVAL``.  Closing a closed database does nothing.
     /// - Throws: ``LayeredError/EIO`` or ``LayeredError/ENOSPC`` (a final flush failed; writes
-    ///   under ``SyncLevel/none`` since the last checkpoint may be lost), or
+    ///   under ``SyncLevel/buffered`` since the last checkpoint may be lost), or
     ///   ``LayeredError/panic(_:)`` if the database had panicked.  Resources are freed either way.
     public func close() throws {
         guard let connection = gate.close() else { return }

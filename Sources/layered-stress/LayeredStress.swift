@@ -198,7 +198,7 @@ enum SyncName: String, CaseIterable, ExpressibleByArgument, Codable {
 
     var level: SyncLevel {
         switch self {
-        case .none: .none
+        case .none: .buffered
         case .write: .write
         case .fsync: .fsync
         }

@@ -129,7 +129,7 @@ struct Load: ParsableCommand {
         let reader = LineReader(fd: fd)
         try readHeader(reader, source: source)
         let rows = try withDatabase(
-            options, role: leader ? .leader : .follower, sync: .none, create: create
+            options, role: leader ? .leader : .follower, sync: .buffered, create: create
         ) { database in
             let handle: Table =
                 create

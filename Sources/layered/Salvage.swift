@@ -48,7 +48,7 @@ struct Salvage: ParsableCommand {
 
     func run() throws {
         let (rows, scan) = try withDatabase(
-            options, role: leader ? .leader : .follower, sync: .none
+            options, role: leader ? .leader : .follower, sync: .buffered
         ) { database in
             _ = try attempt(table: table) { try database.tableState(table) }
             if (try? database.tableState(newTable)) != nil {

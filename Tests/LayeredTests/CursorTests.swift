@@ -51,7 +51,7 @@ import Testing
             #expect(try cursor.key() == nil)
 
             var backward: [String] = []
-            while try cursor.prev() { backward.append(try cursor.key(as: String.self)!) }
+            while try cursor.previous() { backward.append(try cursor.key(as: String.self)!) }
             #expect(backward == ["f", "d", "b"])
 
             #expect(try cursor.search("d"))
@@ -59,7 +59,7 @@ import Testing
             #expect(try cursor.key(as: String.self) == "f")
             try cursor.reset()
             #expect(try cursor.key() == nil)
-            #expect(try cursor.prev())
+            #expect(try cursor.previous())
             #expect(try cursor.key(as: String.self) == "f")
         }
     }
@@ -132,7 +132,7 @@ import Testing
             try cursor.close()
             try cursor.close()
             #expect(throws: LayeredError.EINVAL) { try cursor.next() }
-            #expect(throws: LayeredError.EINVAL) { try cursor.prev() }
+            #expect(throws: LayeredError.EINVAL) { try cursor.previous() }
             #expect(throws: LayeredError.EINVAL) { try cursor.search("b") }
             #expect(throws: LayeredError.EINVAL) { try cursor.searchNear("b") }
             #expect(throws: LayeredError.EINVAL) { try cursor.reset() }
