@@ -21,6 +21,7 @@ struct ChildSpec: Codable {
 /// before the call and every acknowledgement after it returns:
 ///
 ///     R | F | S | s | G | Z       ready, filling, step-up started / returned, leader writes, done
+///     H                           leader writes done, waiting to be killed (--kill-before-close)
 ///     C name / c name             create intended / acknowledged
 ///     W w table key value         put intended by writer w      X w table key   remove intended
 ///     A w                         writer w's write acknowledged E w code        refused (code)
@@ -100,6 +101,12 @@ struct ChildProcess {
 
         emitLine("G")
         writePhase(database, tables: all, phase: 2, waitFor: nil)
+        if spec.settings.killBeforeClose {
+            // Every leader write is acknowledged and none has been flushed by a close: the
+            // parent kills the process here.  It is not expected to wake up.
+            emitLine("H")
+            sleep(60)
+        }
         emitLine("Z")
         do {
             try database.close()
@@ -185,7 +192,7 @@ final class ChildLog: @unchecked Sendable {
             condition.unlock()
         }
         switch (tag, fields.count) {
-        case ("R", 1), ("F", 1), ("S", 1), ("s", 1), ("G", 1), ("Z", 1):
+        case ("R", 1), ("F", 1), ("S", 1), ("s", 1), ("G", 1), ("H", 1), ("Z", 1):
             phases.insert(tag)
         case ("C", 2):
             pendingCreates.insert(fields[1])
@@ -264,8 +271,12 @@ extension Stress {
         let tables = model.liveNames
         let create = (0..<max(2, settings.tables / 4)).map { "x\(cycle)_\($0)" }
         let drops = Array((tables + create).shuffled(using: &random).prefix(max(1, settings.tables / 4)))
-        let killPhase = ["F", "S", "S", "G"][random.int(0..<4)]
-        let killDelay = Double(random.int(0...40))
+        var killPhase = ["F", "S", "S", "G"][random.int(0..<4)]
+        var killDelay = Double(random.int(0...40))
+        if settings.killBeforeClose {
+            killPhase = "H"
+            killDelay = 0
+        }
         let spec = ChildSpec(
             home: home, settings: settings, cycle: cycle, tables: tables, create: create, drops: drops,
             writers: settings.writers, writesPerPhase: max(32, 2 * settings.tables))

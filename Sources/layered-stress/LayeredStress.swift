@@ -100,6 +100,9 @@ struct LayeredStress: ParsableCommand {
     @Option(help: "Probability that a cycle runs a child process and kills it with SIGKILL.")
     var crashRate = 0.1
 
+    @Flag(help: "Kill every child at one fixed point instead of one the seed picks: after its leader writes are acknowledged and before it closes.  With --sync none the recovery check must then find lost writes.")
+    var killBeforeClose = false
+
     @Flag(help: "Stop at the first cycle with a violation.")
     var stopOnFailure = false
 
@@ -145,7 +148,7 @@ struct LayeredStress: ParsableCommand {
             droppers: droppers, holdRate: holdRate, noRetryRate: noRetryRate,
             drainThreads: drainThreads, policy: policy, sync: sync,
             failpoints: failpoints.filter { $0 != "none" },
-            reopenRate: reopenRate, crashRate: crashRate,
+            reopenRate: reopenRate, crashRate: crashRate, killBeforeClose: killBeforeClose,
             lifecycle: lifecycle, lifecycleThreads: lifecycleThreads,
             offloadIdleMilliseconds: offloadIdle, maintenanceIntervalMilliseconds: maintenanceInterval,
             stopOnFailure: stopOnFailure, verbose: verbose)
@@ -225,6 +228,9 @@ struct RunSettings: Codable {
     var failpoints: [String]
     var reopenRate: Double
     var crashRate: Double
+    /// Whether each child is killed after its leader writes and before it closes (else at a
+    /// point the seed picks).
+    var killBeforeClose: Bool
     /// Whether the lifecycle workload runs (and the maintenance thread auto-offloads).
     var lifecycle: Bool
     var lifecycleThreads: Int

@@ -124,9 +124,17 @@ second=$(grep -oE 'digest [0-9a-f]+' "$out")
 check "a seed replays its schedule ($first)" test -n "$first" -a "$first" = "$second"
 check "the run prints its seed" grep -q "seed 7 (replay with --seed 7)" "$out"
 
-"$tool" --cycles 3 --seed 5 --sync none --crash-rate 1 >"$out" 2>&1
+# The kill lands after the leader writes are acknowledged and before the
+# close that would flush them, so the check must find them missing.
+"$tool" --cycles 3 --seed 5 --sync none --crash-rate 1 --kill-before-close >"$out" 2>&1
 status=$?
 check "kill -9 under --sync none: lost writes detected, exit 1" test "$status" -eq 1 -a "$(field violations)" -gt 0
+
+# The same kill point under the default --sync write loses nothing.
+"$tool" --cycles 3 --seed 5 --crash-rate 1 --kill-before-close >"$out" 2>&1
+status=$?
+check "kill -9 before close under --sync write: exit 0, no violations" \
+  test "$status" -eq 0 -a "$(field violations)" -eq 0 -a "$(grep -oE '[0-9]+ children killed' "$out" | grep -oE '[0-9]+')" -eq 3
 
 "$tool" --cycles 0 --bogus >"$out" 2>&1
 check "a bad option is refused" test $? -ne 0
