@@ -50,10 +50,8 @@ env_message(void *arg, const char *msg)
 static int
 parent_fsync(layered_conn *conn, const char *path)
 {
-    int ret;
 
-    if ((ret = fp_hit(&conn->fps, "open.parent_sync")) != 0)
-        return ret;
+    RET(fp_hit(&conn->fps, "open.parent_sync"));
     return os_parent_fsync(conn->os, path);
 }
 

@@ -76,7 +76,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
 {
     fs_pos *pos, *best;
     fs_file *fs, *best_fs;
-    int i, cmp, ret, tries;
+    int i, cmp, ret = 0, tries;
     bool edge = from_edge, incl = inclusive;
 
     for (tries = 0; tries < MOVE_RETRIES;) {
@@ -118,8 +118,7 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
         }
         /* Move the reference to the key found; the next round steps both
          * sources past it if it turns out to be hidden. */
-        if ((ret = buf_set(&c->key, &c->key_cap, best->key, best->klen)) != 0)
-            return ret;
+        RET(buf_set(&c->key, &c->key_cap, best->key, best->klen));
         c->key_len = best->klen;
         edge = false;
         incl = false;
@@ -242,10 +241,9 @@ layered_cursor_insert(layered_cursor *c, const void *key, size_t klen,
                       const void *value, size_t vlen)
 {
     struct dhandle *target;
-    int ret;
+    int ret = 0;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
+    RET(cursor_check(c));
     if ((ret = key_check(key, klen)) != 0 || (value == NULL && vlen > 0) ||
         vlen > LAYERED_VALUE_MAX)
         return ret != 0 ? ret : EINVAL;
@@ -285,12 +283,10 @@ int
 layered_cursor_remove(layered_cursor *c, const void *key, size_t klen)
 {
     struct dhandle *target;
-    int ret;
+    int ret = 0;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
-    if ((ret = key_check(key, klen)) != 0)
-        return ret;
+    RET(cursor_check(c));
+    RET(key_check(key, klen));
     if (!c->layered)
         return ENOTSUP;
     cursor_unposition(c);
@@ -315,11 +311,9 @@ static int
 cursor_move_from(layered_cursor *c, const void *key, size_t klen,
                  bool forward, bool inclusive)
 {
-    int ret;
 
     cursor_unposition(c);
-    if ((ret = buf_set(&c->key, &c->key_cap, key, klen)) != 0)
-        return ret;
+    RET(buf_set(&c->key, &c->key_cap, key, klen));
     c->key_len = klen;
     return cursor_move(c, forward, false, inclusive);
 }
@@ -327,12 +321,10 @@ cursor_move_from(layered_cursor *c, const void *key, size_t klen,
 int
 layered_cursor_search(layered_cursor *c, const void *key, size_t klen)
 {
-    int ret;
+    int ret = 0;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
-    if ((ret = key_check(key, klen)) != 0)
-        return ret;
+    RET(cursor_check(c));
+    RET(key_check(key, klen));
     /* The first visible key >= key: found only if it is key itself. */
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0 &&
         fs_key_cmp(c->key, c->key_len, key, klen) != 0) {
@@ -346,10 +338,9 @@ int
 layered_cursor_search_near(layered_cursor *c, const void *key, size_t klen,
                            int *exactp)
 {
-    int ret;
+    int ret = 0;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
+    RET(cursor_check(c));
     if ((ret = key_check(key, klen)) != 0 || exactp == NULL)
         return ret != 0 ? ret : EINVAL;
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0) {
@@ -366,20 +357,16 @@ layered_cursor_search_near(layered_cursor *c, const void *key, size_t klen,
 int
 layered_cursor_next(layered_cursor *c)
 {
-    int ret;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
+    RET(cursor_check(c));
     return cursor_move(c, true, !c->positioned, false);
 }
 
 int
 layered_cursor_prev(layered_cursor *c)
 {
-    int ret;
 
-    if ((ret = cursor_check(c)) != 0)
-        return ret;
+    RET(cursor_check(c));
     return cursor_move(c, false, !c->positioned, false);
 }
 

@@ -417,11 +417,9 @@ int
 dh_get_locked(layered_conn *conn, const char *name, struct dhandle **dhp)
 {
     struct dhandle *dh;
-    int ret;
 
     for (;;) {
-        if ((ret = dh_get(conn, name, &dh)) != 0)
-            return ret;
+        RET(dh_get(conn, name, &dh));
         dh_rwlock_read_lock(&dh->lock);
         if (!(atomic_load(&dh->flags) & DH_DEAD)) {
             *dhp = dh;
@@ -445,13 +443,11 @@ dh_lock_exclusive(layered_conn *conn, const char *table, bool ingest,
 {
     char name[LAYERED_NAME_MAX + 16];
     struct dhandle *dh;
-    int ret;
 
     *dhp = NULL;
     dh_name(name, sizeof(name), table, ingest);
     if (open) {
-        if ((ret = dh_get_schema_held(conn, name, &dh)) != 0)
-            return ret;
+        RET(dh_get_schema_held(conn, name, &dh));
     } else if ((dh = dh_find(conn, name)) == NULL)
         return 0;
     if (dh_rwlock_try_write_lock(&dh->lock) != 0) {

@@ -296,8 +296,7 @@ drain_sync(layered_conn *conn, struct drain_item **batch, int n, bool stable)
         }
     if (count == 0)
         return 0;
-    if ((ret = fp_hit(&conn->fps, "drain.sync")) != 0)
-        return ret;
+    RET(fp_hit(&conn->fps, "drain.sync"));
     if (count == 1) {
         dh_name(name, sizeof(name), batch[last]->table, !stable);
         /* Not found: the table was dropped or offloaded since (nothing of

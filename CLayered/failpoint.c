@@ -134,12 +134,11 @@ fp_set(struct fp_table *t, const char *name, const char *action)
 {
     struct failpoint *fp;
     enum fp_action act;
-    int arg, active, ret;
+    int arg, active;
 
     if (name == NULL || action == NULL || !fp_name_valid(name))
         return EINVAL;
-    if ((ret = parse_action(action, &act, &arg)) != 0)
-        return ret;
+    RET(parse_action(action, &act, &arg));
 
     (void)pthread_mutex_lock(&t->lock);
     if ((fp = fp_lookup(t, name)) == NULL) {

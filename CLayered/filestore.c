@@ -69,12 +69,12 @@ fs_put(fs_file *f, const void *key, size_t klen, const void *val,
     (void)pthread_rwlock_wrlock(&f->lock);
     if ((n = fs_idx_find(&f->tree, key, klen, &parent, &dir)) == NULL) {
         if ((n = fs_node_alloc(&f->arena, key, klen)) == NULL)
-            FS_ERR(ENOMEM);
+            ERR(ENOMEM);
         fresh = true;
     }
     lsn = atomic_fetch_add(f->env.lsn, 1) + 1;
     fs_rec_hdr_encode(hdr, REC_PUT, lsn, klen, vlen, bcrc);
-    FS_ERR(fs_append(f, hdr, key, klen, val, vlen, &off));
+    ERR(fs_append(f, hdr, key, klen, val, vlen, &off));
     if (fresh) {
         fs_idx_link(&f->tree, n, parent, dir);
         ++f->entries;
@@ -112,16 +112,16 @@ fs_del(fs_file *f, const void *key, size_t klen, bool keep_tombstone,
     (void)pthread_rwlock_wrlock(&f->lock);
     n = fs_idx_find(&f->tree, key, klen, &parent, &dir);
     if (!keep_tombstone && (n == NULL || NODE_IS_TOMB(n)))
-        FS_ERR(LAYERED_NOTFOUND);
+        ERR(LAYERED_NOTFOUND);
     if (keep_tombstone && n == NULL) {
         if ((n = fs_node_alloc(&f->arena, key, klen)) == NULL)
-            FS_ERR(ENOMEM);
+            ERR(ENOMEM);
         fresh = true;
     }
     lsn = atomic_fetch_add(f->env.lsn, 1) + 1;
     fs_rec_hdr_encode(hdr, keep_tombstone ? REC_TOMB : REC_DEL, lsn, klen, 0,
                       bcrc);
-    FS_ERR(fs_append(f, hdr, key, klen, NULL, 0, &off));
+    ERR(fs_append(f, hdr, key, klen, NULL, 0, &off));
     if (!keep_tombstone)
         fs_idx_remove(f, n);
     else if (fresh) {

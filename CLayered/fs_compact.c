@@ -31,42 +31,42 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     if (f->entries == 0 && f->end > FILE_HDR_SIZE) {
         /* Nothing live (a drained ingest): cut the file back to its
          * header, no rewrite needed.  Positions from before moved. */
-        FS_ERR(fs_flush(f));
+        ERR(fs_flush(f));
         f->wgen++;
         if (f->env.os->ftruncate(f->fd, FILE_HDR_SIZE) != 0)
-            FS_ERR(errno);
+            ERR(errno);
         f->end = f->disk_end = FILE_HDR_SIZE;
         f->tail_dirty = false;
         fs_idx_reset(f);
-        FS_ERR(fs_datasync(f));
+        ERR(fs_datasync(f));
         if (compactedp != NULL)
             *compactedp = true;
         goto err;
     }
     if (!force && (f->end <= COMPACT_MIN_BYTES || dead <= f->live_bytes))
         goto err;
-    FS_ERR(fs_flush(f));
+    ERR(fs_flush(f));
 
     if (asprintf(&tmp, "%s.compact", f->path) < 0) {
         tmp = NULL;
-        FS_ERR(ENOMEM);
+        ERR(ENOMEM);
     }
     if ((tfd = f->env.os->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
                                0644)) < 0)
-        FS_ERR(errno);
+        ERR(errno);
     map_len = f->disk_end;
     if ((map = f->env.os->mmap(NULL, (size_t)map_len, PROT_READ, MAP_SHARED,
                                f->fd, 0)) == MAP_FAILED) {
         map = NULL;
-        FS_ERR(errno);
+        ERR(errno);
     }
     if ((w.buf = malloc(COMPACT_BUF_SIZE)) == NULL)
-        FS_ERR(ENOMEM);
+        ERR(ENOMEM);
     w.f = f;
     w.fd = tfd;
     w.cap = COMPACT_BUF_SIZE;
     fs_file_hdr_encode(fhdr);
-    FS_ERR(fs_seq_add(&w, fhdr, sizeof(fhdr)));
+    ERR(fs_seq_add(&w, fhdr, sizeof(fhdr)));
 
     /* Live records in key order, copied byte for byte (LSN and checksums
      * unchanged) after checking them; the new index is built alongside,
@@ -74,26 +74,26 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     RB_FOREACH(n, fs_tree, &f->tree) {
         rlen = node_rec_size(n);
         if (n->off + rlen > map_len)
-            FS_ERR(fs_corrupt(f, n->off, "record offset past end of file"));
+            ERR(fs_corrupt(f, n->off, "record offset past end of file"));
         if ((why = fs_rec_check(map + n->off, n, &h)) != NULL)
-            FS_ERR(fs_corrupt(f, n->off, why));
+            ERR(fs_corrupt(f, n->off, why));
         if ((nn = fs_node_alloc(&na, n->key, NODE_KLEN(n))) == NULL)
-            FS_ERR(ENOMEM);
+            ERR(ENOMEM);
         nn->kf = n->kf;
         nn->vlen = n->vlen;
         /* w.off + w.used is the logical end whether or not fs_seq_add
          * flushes first. */
         nn->off = w.off + w.used;
-        FS_ERR(fs_seq_add(&w, map + n->off, (size_t)rlen));
+        ERR(fs_seq_add(&w, map + n->off, (size_t)rlen));
         fs_idx_link(&nt, nn, last, 1);
         last = nn;
     }
-    FS_ERR(fs_seq_flush(&w));
-    FS_ERR(fs_failpoint(f, "fs.sync"));
+    ERR(fs_seq_flush(&w));
+    ERR(fs_failpoint(f, "fs.sync"));
     if (f->env.os->fdatasync(tfd) != 0)
-        FS_ERR(errno);
+        ERR(errno);
     if (f->env.os->rename(tmp, f->path) != 0)
-        FS_ERR(errno);
+        ERR(errno);
     renamed = true;
 
     /* The new file is in place: switch to it whatever happens next. */
@@ -144,12 +144,12 @@ fs_clear(fs_file *f, unsigned flags)
      * freeing blocks is not (a truncate may discard them synchronously),
      * and the step-up waits for this.  The dead bytes before the marker
      * are reclaimed by a later checkpoint's compaction. */
-    FS_ERR(fs_flush(f));
+    ERR(fs_flush(f));
     lsn = atomic_fetch_add(f->env.lsn, 1) + 1;
     fs_rec_hdr_encode(hdr, REC_CLEAR, lsn, 0, 0, crc32c(0, "", 0));
     iov.iov_base = hdr;
     iov.iov_len = sizeof(hdr);
-    FS_ERR(fs_write_at_end(f, &iov, 1));
+    ERR(fs_write_at_end(f, &iov, 1));
     f->end = f->disk_end = f->disk_end + sizeof(hdr);
     f->sync_error = 0;
     fs_idx_reset(f);

@@ -108,7 +108,7 @@ copy_dst_lsn(fs_file *dst, const struct fs_node *n, uint64_t *lsnp)
 
     iov.iov_base = hdr;
     iov.iov_len = sizeof(hdr);
-    FS_RET(fs_preadv_full(dst, &iov, 1, n->off));
+    RET(fs_preadv_full(dst, &iov, 1, n->off));
     if (!fs_rec_hdr_decode(hdr, &h))
         return (fs_corrupt(dst, n->off, "bad record header"));
     *lsnp = h.lsn;
@@ -189,8 +189,8 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
     }
     /* dst's own buffered records go first: the batch is written at
      * disk_end with the buffer empty. */
-    FS_ERR(fs_flush(dst));
-    FS_ERR(copy_map(cs));
+    ERR(fs_flush(dst));
+    ERR(copy_map(cs));
     wbase = dst->disk_end;
 
     if (!cs->have_key)
@@ -212,11 +212,11 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
         }
         rlen = node_rec_size(n);
         if (n->off + rlen > src->end)
-            FS_ERR(fs_corrupt(src, n->off, "record offset past end of file"));
+            ERR(fs_corrupt(src, n->off, "record offset past end of file"));
         p = n->off >= cs->map_len ? src->wbuf + (n->off - src->disk_end)
                                   : cs->map + n->off;
         if ((why = fs_rec_check(p, n, &h)) != NULL)
-            FS_ERR(fs_corrupt(src, n->off, why));
+            ERR(fs_corrupt(src, n->off, why));
         if (h.lsn > stats->max_lsn)
             stats->max_lsn = h.lsn;
 
@@ -242,7 +242,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
         if (h.type == REC_TOMB && (dn == NULL || NODE_IS_TOMB(dn)))
             continue;   /* nothing in dst to delete */
         if (dn != NULL && h.lsn <= cs->dst_start_lsn) {
-            FS_ERR(copy_dst_lsn(dst, dn, &dlsn));
+            ERR(copy_dst_lsn(dst, dn, &dlsn));
             if (dlsn >= h.lsn) {
                 ++stats->skipped;
                 continue;
@@ -266,7 +266,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
         if (dn == NULL) {
             if ((op->fresh = fs_node_alloc(&dst->arena, n->key,
                 h.klen)) == NULL)
-                FS_ERR(ENOMEM);
+                ERR(ENOMEM);
         }
         ++nops;
         if (h.type == REC_PUT) {
@@ -291,7 +291,7 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
     if (used > 0) {
         iov.iov_base = direct != NULL ? (void *)direct : cs->buf;
         iov.iov_len = used;
-        FS_ERR(fs_write_at_end(dst, &iov, 1));
+        ERR(fs_write_at_end(dst, &iov, 1));
         dst->disk_end = dst->end = wbase + used;
     }
     for (i = 0; i < nops; ++i) {
@@ -367,16 +367,16 @@ fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
     if ((cs.buf = malloc(cs.buf_size)) == NULL ||
         (cs.ops = malloc(nops * sizeof(*cs.ops))) == NULL ||
         (cs.key = malloc(LAYERED_KEY_MAX)) == NULL)
-        FS_ERR(ENOMEM);
+        ERR(ENOMEM);
 
     /* The hook runs after the first batch even when it wrote nothing (an
      * empty src or a re-drain), so a test pausing there always stops. */
     while (!done) {
-        FS_ERR(copy_batch(&cs, stats, &done));
+        ERR(copy_batch(&cs, stats, &done));
         if (first) {
             first = false;
             if (hook != NULL)
-                FS_ERR(hook(hook_arg));
+                ERR(hook(hook_arg));
         }
     }
 

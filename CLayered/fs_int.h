@@ -30,18 +30,9 @@
 #include <bsd/sys/tree.h>
 
 #include "layered.h"
+#include "err.h"
 #include "filestore.h"
 #include "os.h"
-
-#define FS_RET(a) do {                                                      \
-        int ret_ = (a);                                                     \
-        if (ret_ != 0)                                                      \
-            return (ret_);                                                  \
-    } while (0)
-#define FS_ERR(a) do {                                                      \
-        if ((ret = (a)) != 0)                                               \
-            goto err;                                                       \
-    } while (0)
 
 #define FILE_MAGIC "LYRDFILE"
 #define FILE_VERSION 1

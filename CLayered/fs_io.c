@@ -147,15 +147,14 @@ fs_truncate_back(fs_file *f, uint64_t off)
 int
 fs_write_at_end(fs_file *f, struct iovec *iov, int iovcnt)
 {
-    int ret;
+    int ret = 0;
 
     if (f->tail_dirty) {
         if (f->env.os->ftruncate(f->fd, (off_t)f->disk_end) != 0)
             return (errno);
         f->tail_dirty = false;
     }
-    if ((ret = fs_failpoint(f, "fs.write")) != 0)
-        return (ret);
+    RET(fs_failpoint(f, "fs.write"));
     f->wgen++;
     if ((ret = pwritev_full(f->env.os, f->fd, iov, iovcnt, f->disk_end)) != 0)
         fs_truncate_back(f, f->disk_end);
@@ -171,7 +170,6 @@ fs_write_at_end(fs_file *f, struct iovec *iov, int iovcnt)
 int
 fs_datasync(fs_file *f)
 {
-    int ret;
 
     uint64_t wgen = f->wgen;
 
@@ -179,8 +177,7 @@ fs_datasync(fs_file *f)
         return (f->sync_error);
     if (f->synced_wgen == wgen)
         return (0); /* nothing written since the last sync */
-    if ((ret = fs_failpoint(f, "fs.sync")) != 0)
-        return (ret);
+    RET(fs_failpoint(f, "fs.sync"));
     if (f->env.os->fdatasync(f->fd) != 0) {
         f->sync_error = errno;
         fs_message(f, "file-store: %s: fdatasync failed: %s", f->path,
@@ -205,7 +202,7 @@ fs_flush(fs_file *f)
         return (0);
     iov.iov_base = f->wbuf;
     iov.iov_len = (size_t)(f->end - f->disk_end);
-    FS_RET(fs_write_at_end(f, &iov, 1));
+    RET(fs_write_at_end(f, &iov, 1));
     f->disk_end = f->end;
     return (0);
 }
@@ -222,13 +219,13 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
     struct iovec iov[3];
     uint64_t len = rec_size(klen, vlen), start;
     unsigned char *p;
-    int ret;
+    int ret = 0;
 
     if (f->env.sync == LAYERED_SYNC_NONE && len <= WBUF_SIZE) {
         if (f->wbuf == NULL && (f->wbuf = malloc(WBUF_SIZE)) == NULL)
             return (ENOMEM);
         if (f->end - f->disk_end + len > WBUF_SIZE)
-            FS_RET(fs_flush(f));
+            RET(fs_flush(f));
         p = f->wbuf + (f->end - f->disk_end);
         memcpy(p, hdr, REC_HDR_SIZE);
         memcpy(p + REC_HDR_SIZE, key, klen);
@@ -240,7 +237,7 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
     }
 
     /* A direct write: buffered records go first, to keep file order. */
-    FS_RET(fs_flush(f));
+    RET(fs_flush(f));
     start = f->disk_end;
     iov[0].iov_base = (void *)hdr;
     iov[0].iov_len = REC_HDR_SIZE;
@@ -248,7 +245,7 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
     iov[1].iov_len = klen;
     iov[2].iov_base = (void *)val;
     iov[2].iov_len = vlen;
-    FS_RET(fs_write_at_end(f, iov, 3));
+    RET(fs_write_at_end(f, iov, 3));
     if (f->env.sync == LAYERED_SYNC_FSYNC &&
         (ret = fs_datasync(f)) != 0) {
         fs_truncate_back(f, start);
@@ -268,17 +265,15 @@ fs_write_header(fs_file *f, int fd)
 {
     unsigned char hdr[FILE_HDR_SIZE];
     struct iovec iov;
-    int ret;
 
     if (f->env.os->ftruncate(fd, 0) != 0)
         return (errno);
     fs_file_hdr_encode(hdr);
     iov.iov_base = hdr;
     iov.iov_len = sizeof(hdr);
-    FS_RET(fs_failpoint(f, "fs.write"));
-    if ((ret = pwritev_full(f->env.os, fd, &iov, 1, 0)) != 0)
-        return (ret);
-    FS_RET(fs_failpoint(f, "fs.sync"));
+    RET(fs_failpoint(f, "fs.write"));
+    RET(pwritev_full(f->env.os, fd, &iov, 1, 0));
+    RET(fs_failpoint(f, "fs.sync"));
     if (f->env.os->fdatasync(fd) != 0)
         return (errno);
     return (0);
@@ -292,15 +287,13 @@ int
 fs_seq_flush(struct seq_writer *w)
 {
     struct iovec iov;
-    int ret;
 
     if (w->used == 0)
         return (0);
-    FS_RET(fs_failpoint(w->f, "fs.write"));
+    RET(fs_failpoint(w->f, "fs.write"));
     iov.iov_base = w->buf;
     iov.iov_len = w->used;
-    if ((ret = pwritev_full(w->f->env.os, w->fd, &iov, 1, w->off)) != 0)
-        return (ret);
+    RET(pwritev_full(w->f->env.os, w->fd, &iov, 1, w->off));
     w->off += w->used;
     w->used = 0;
     return (0);
@@ -314,12 +307,12 @@ int
 fs_seq_add(struct seq_writer *w, const void *p, size_t len)
 {
     struct iovec iov;
-    int ret;
+    int ret = 0;
 
     if (len > w->cap - w->used)
-        FS_RET(fs_seq_flush(w));
+        RET(fs_seq_flush(w));
     if (len > w->cap) {
-        FS_RET(fs_failpoint(w->f, "fs.write"));
+        RET(fs_failpoint(w->f, "fs.write"));
         iov.iov_base = (void *)p;
         iov.iov_len = len;
         if ((ret = pwritev_full(w->f->env.os, w->fd, &iov, 1, w->off)) !=

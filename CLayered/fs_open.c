@@ -25,15 +25,15 @@ fs_load(fs_file *f, uint64_t size)
         /* A small file: one pread costs less than a mapping. */
         struct iovec iov;
         if ((map = malloc((size_t)size)) == NULL)
-            FS_ERR(ENOMEM);
+            ERR(ENOMEM);
         iov.iov_base = (void *)map;
         iov.iov_len = (size_t)size;
-        FS_ERR(fs_preadv_full(f, &iov, 1, 0));
+        ERR(fs_preadv_full(f, &iov, 1, 0));
     } else {
         if ((map = f->env.os->mmap(NULL, (size_t)size, PROT_READ,
                                    MAP_SHARED, f->fd, 0)) == MAP_FAILED) {
             map = NULL;
-            FS_ERR(errno);
+            ERR(errno);
         }
         (void)f->env.os->madvise((void *)map, (size_t)size,
                                  MADV_SEQUENTIAL);
@@ -50,7 +50,7 @@ fs_load(fs_file *f, uint64_t size)
                 why = "bad record header followed only by zero bytes";
                 break;
             }
-            FS_ERR(fs_corrupt(f, off, "bad record header"));
+            ERR(fs_corrupt(f, off, "bad record header"));
         }
         rlen = rec_size(h.klen, h.vlen);
         if (rlen > size - off) {
@@ -66,7 +66,7 @@ fs_load(fs_file *f, uint64_t size)
                 why = "bad record followed only by zero bytes";
                 break;
             }
-            FS_ERR(fs_corrupt(f, off, "body checksum mismatch"));
+            ERR(fs_corrupt(f, off, "body checksum mismatch"));
         }
 
         if (h.lsn > f->max_lsn)
@@ -84,7 +84,7 @@ fs_load(fs_file *f, uint64_t size)
         if (n == NULL) {
             if ((n = fs_node_alloc(&f->arena, p + REC_HDR_SIZE, h.klen)) ==
                 NULL)
-                FS_ERR(ENOMEM);
+                ERR(ENOMEM);
             fs_idx_link(&f->tree, n, parent, dir);
             ++f->entries;
             fs_idx_set(f, n, true, off, h.vlen, h.type == REC_TOMB);
@@ -100,8 +100,8 @@ fs_load(fs_file *f, uint64_t size)
                    (unsigned long long)(size - off), why);
         f->wgen++;
         if (f->env.os->ftruncate(f->fd, (off_t)off) != 0)
-            FS_ERR(errno);
-        FS_ERR(fs_datasync(f));
+            ERR(errno);
+        ERR(fs_datasync(f));
     }
     f->end = f->disk_end = off;
 
@@ -197,43 +197,43 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
         return (ret);
     }
     if ((f->path = strdup(path)) == NULL)
-        FS_ERR(ENOMEM);
+        ERR(ENOMEM);
     /* The write buffer (LAYERED_SYNC_NONE) is allocated by the first
      * buffered write: most opened files are only read or drained. */
 
     for (;;) {
         if ((f->fd = f->env.os->open(path, O_RDWR | O_CLOEXEC, 0)) >= 0) {
             if ((flags & FS_CREATE) != 0 && (flags & FS_EXCL) != 0)
-                FS_ERR(EEXIST);
+                ERR(EEXIST);
             break;
         }
         if (errno != ENOENT || (flags & FS_CREATE) == 0)
-            FS_ERR(errno);
+            ERR(errno);
         if ((f->fd = f->env.os->open(path, O_RDWR | O_CREAT | O_EXCL |
                                              O_CLOEXEC, 0644)) >= 0) {
             created = true;
             break;
         }
         if (errno != EEXIST)
-            FS_ERR(errno);
+            ERR(errno);
     }
     if (f->env.os->fstat(f->fd, &st) != 0)
-        FS_ERR(errno);
+        ERR(errno);
     empty = (uint64_t)st.st_size < FILE_HDR_SIZE;
     if (!empty)
-        FS_ERR(fs_check_header(f, (uint64_t)st.st_size, &empty));
+        ERR(fs_check_header(f, (uint64_t)st.st_size, &empty));
     if (empty) {
         if (st.st_size > 0)
             fs_message(f,
                        "file-store: %s: torn file header (file of %lld "
                        "bytes, no records), rewritten as an empty file",
                        path, (long long)st.st_size);
-        FS_ERR(fs_write_header(f, f->fd));
+        ERR(fs_write_header(f, f->fd));
         if (created)
-            FS_ERR(os_parent_fsync(f->env.os, path));
+            ERR(os_parent_fsync(f->env.os, path));
         f->end = f->disk_end = FILE_HDR_SIZE;
     } else
-        FS_ERR(fs_load(f, (uint64_t)st.st_size));
+        ERR(fs_load(f, (uint64_t)st.st_size));
     fs_lsn_raise(f->env.lsn, f->max_lsn);
     *fp = f;
     return (0);

@@ -52,30 +52,10 @@
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 
+#include "err.h"
 #include "filestore.h"
 #include "layered.h"
 #include "os.h"
-
-/* Single exit with cleanup. */
-#define ERR(x)                                                              \
-    do {                                                                    \
-        if ((ret = (x)) != 0)                                               \
-            goto err;                                                       \
-    } while (0)
-#define ERR_MSG(conn, x, ...)                                               \
-    do {                                                                    \
-        if ((ret = (x)) != 0) {                                             \
-            layered_msg(conn, __VA_ARGS__);                                 \
-            goto err;                                                       \
-        }                                                                   \
-    } while (0)
-/* Cleanup that goes on after an error: keep the first error (needs an int
- * tret beside ret). */
-#define TRET(x)                                                             \
-    do {                                                                    \
-        if ((tret = (x)) != 0 && ret == 0)                                  \
-            ret = tret;                                                     \
-    } while (0)
 
 /* ---- lock order (rwlock.c) ---- */
 enum lock_level {
@@ -477,8 +457,6 @@ struct layered_conn {
 int layered_panic(layered_conn *conn, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Report a message.  Any thread, any locks held. */
-void layered_msg(layered_conn *conn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 /* Any thread; no lock. */
 static inline bool
 conn_panicked(layered_conn *conn)

@@ -36,15 +36,14 @@ layered_create(layered_session *session, const char *uri, const char *config)
     struct table *t;
     const char *name;
     bool exclusive;
-    int ret;
+    int ret = 0;
 
     if (session == NULL)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = tbl_uri_parse(uri, &name)) != 0 ||
-        (ret = parse_create_config(config, &exclusive)) != 0)
-        return ret;
+    RET(tbl_uri_parse(uri, &name));
+    RET(parse_create_config(config, &exclusive));
 
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = tbl_find(conn, name)) != NULL) {
@@ -92,14 +91,13 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
     struct table *t;
     const char *name;
     bool ckpt = false, schema = false, claimed = false, held = false;
-    int ret;
+    int ret = 0;
 
     if (session == NULL)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = tbl_uri_parse(uri, &name)) != 0)
-        return ret;
+    RET(tbl_uri_parse(uri, &name));
     if ((flags & ~(LAYERED_DROP_FORCE | LAYERED_DROP_CHECKPOINT_WAIT)) != 0)
         return EINVAL;
 
@@ -172,14 +170,13 @@ layered_table_state(layered_session *session, const char *uri, int *statep)
     layered_conn *conn;
     struct table *t;
     const char *name;
-    int ret;
+    int ret = 0;
 
     if (session == NULL || statep == NULL)
         return EINVAL;
     conn = session->conn;
     API_CONN(conn);
-    if ((ret = tbl_uri_parse(uri, &name)) != 0)
-        return ret;
+    RET(tbl_uri_parse(uri, &name));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = tbl_find(conn, name)) == NULL)
         ret = ENOENT;

@@ -70,10 +70,9 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     struct table *t;
     char path[LAYERED_NAME_MAX + 16];
     bool already = false, schema = false, claimed = false, held = false;
-    int ret, tret;
+    int ret = 0, tret;
 
-    if ((ret = fp_hit(&conn->fps, "offload.before_arbiter")) != 0)
-        return ret;
+    RET(fp_hit(&conn->fps, "offload.before_arbiter"));
 
     /* The ruling: one hold of the arbiter. */
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
@@ -186,10 +185,8 @@ layered_offload(layered_session *session, const char *uri)
 {
     layered_conn *conn;
     const char *name;
-    int ret;
 
-    if ((ret = session_table(session, uri, &conn, &name)) != 0)
-        return ret;
+    RET(session_table(session, uri, &conn, &name));
     return offload_table(conn, name, true);
 }
 
@@ -200,10 +197,9 @@ layered_archive(layered_session *session, const char *uri)
     struct table *t;
     const char *name;
     bool persist = false;
-    int ret;
+    int ret = 0;
 
-    if ((ret = session_table(session, uri, &conn, &name)) != 0)
-        return ret;
+    RET(session_table(session, uri, &conn, &name));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = live_table(conn, name)) == NULL) {
         ret = ENOENT;
@@ -278,11 +274,10 @@ layered_unarchive(layered_session *session, const char *uri)
     struct table *t;
     const char *name;
     bool restoring = false, persist = false;
-    int ret;
+    int ret = 0;
 
-    if ((ret = session_table(session, uri, &conn, &name)) != 0 ||
-        (ret = fp_hit(&conn->fps, "unarchive.before_lock")) != 0)
-        return ret;
+    RET(session_table(session, uri, &conn, &name));
+    RET(fp_hit(&conn->fps, "unarchive.before_lock"));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = live_table(conn, name)) == NULL) {
         ret = ENOENT;
@@ -335,7 +330,6 @@ lifecycle_recover(layered_conn *conn)
 {
     struct table *t;
     char path[LAYERED_NAME_MAX + 16];
-    int ret;
 
     RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {
@@ -344,10 +338,8 @@ lifecycle_recover(layered_conn *conn)
             if (conn->os->unlinkat(conn->home_fd, path, 0) != 0 &&
                 errno != ENOENT)
                 return errno;
-            if ((ret = os_dir_fsync(conn->os, conn->home_fd)) != 0 ||
-                (ret = meta_log(conn, META_STATE, t->name,
-                                LAYERED_TABLE_OFFLOADED)) != 0)
-                return ret;
+            RET(os_dir_fsync(conn->os, conn->home_fd));
+            RET(meta_log(conn, META_STATE, t->name, LAYERED_TABLE_OFFLOADED));
             t->state = LAYERED_TABLE_OFFLOADED;
             layered_msg(conn, "finished the interrupted offload of "
                         "layered:%s", t->name);

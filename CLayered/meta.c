@@ -383,7 +383,7 @@ meta_log(layered_conn *conn, enum meta_op op, const char *name, uint64_t arg)
     char rec[LAYERED_NAME_MAX + 64];
     off_t end;
     size_t n;
-    int ret;
+    int ret = 0;
 
     if (conn_panicked(conn))
         return LAYERED_PANIC;
@@ -399,8 +399,7 @@ meta_log(layered_conn *conn, enum meta_op op, const char *name, uint64_t arg)
     n = format_record(rec, sizeof(rec), (int)op, name, arg);
     if ((end = conn->os->lseek(conn->meta_fd, 0, SEEK_END)) < 0)
         return errno;
-    if ((ret = fp_hit(&conn->fps, "meta.write")) != 0)
-        return ret;
+    RET(fp_hit(&conn->fps, "meta.write"));
     if ((ret = write_all(conn, conn->meta_fd, rec, n)) == 0 &&
         (ret = fp_hit(&conn->fps, "meta.sync")) == 0 &&
         conn->os->fdatasync(conn->meta_fd) != 0)

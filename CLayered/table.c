@@ -107,7 +107,6 @@ tbl_create_file(layered_conn *conn, int dirfd, const char *dir,
 {
     char path[4096];
     fs_file *f = NULL;
-    int ret;
 
     (void)snprintf(path, sizeof(path), "%s.%s", name, suffix);
     if (conn->os->unlinkat(dirfd, path, 0) != 0 && errno != ENOENT)
@@ -115,8 +114,7 @@ tbl_create_file(layered_conn *conn, int dirfd, const char *dir,
     if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s", dir, name,
                          suffix) >= sizeof(path))
         return ENAMETOOLONG;
-    if ((ret = fs_open(path, FS_CREATE | FS_EXCL, &conn->env, &f)) != 0)
-        return ret;
+    RET(fs_open(path, FS_CREATE | FS_EXCL, &conn->env, &f));
     return fs_close(f);
 }
 
@@ -148,11 +146,8 @@ unlink_constituents(layered_conn *conn, const char *name)
 int
 tbl_unlink_files(layered_conn *conn, const char *name)
 {
-    int ret;
 
-    if ((ret = unlink_constituents(conn, name)) != 0)
-        return ret;
-    if ((ret = os_dir_fsync(conn->os, conn->home_fd)) != 0)
-        return ret;
+    RET(unlink_constituents(conn, name));
+    RET(os_dir_fsync(conn->os, conn->home_fd));
     return os_dir_fsync(conn->os, conn->shared_fd);
 }

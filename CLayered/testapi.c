@@ -17,13 +17,11 @@ layered_test_constituent_entries(layered_session *session, const char *name,
 {
     struct dhandle *dh;
     fs_info info;
-    int ret;
 
     if (session == NULL || name == NULL || entriesp == NULL)
         return EINVAL;
     API_CONN(session->conn);
-    if ((ret = dh_get(session->conn, name, &dh)) != 0)
-        return ret;
+    RET(dh_get(session->conn, name, &dh));
     fs_get_info(dh->fs, &info);
     *entriesp = info.entries;
     dh_release(dh);

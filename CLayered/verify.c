@@ -265,13 +265,11 @@ static int
 scan_intact(struct verify *v, uint64_t off, fs_record *r,
             const unsigned char **pp, bool *intactp)
 {
-    const unsigned char *p;
+    const unsigned char *p = NULL;
     uint64_t rlen;
-    int ret;
 
     *intactp = false;
-    if ((ret = scan_window(v, off, FS_RECORD_HEADER_BYTES, &p)) != 0)
-        return ret;
+    RET(scan_window(v, off, FS_RECORD_HEADER_BYTES, &p));
     /* The type byte (the high byte of klen_type) first: most offsets fail
      * there, before the checksum is computed. */
     if (p[19] < FS_RECORD_PUT || p[19] > FS_RECORD_CLEAR ||
@@ -280,8 +278,7 @@ scan_intact(struct verify *v, uint64_t off, fs_record *r,
     rlen = FS_RECORD_HEADER_BYTES + (uint64_t)r->klen + r->vlen;
     if (rlen > v->size - off)
         return 0;
-    if ((ret = scan_window(v, off, (size_t)rlen, &p)) != 0)
-        return ret;
+    RET(scan_window(v, off, (size_t)rlen, &p));
     if (crc32c(0, p + FS_RECORD_HEADER_BYTES, r->klen + r->vlen) != r->bcrc)
         return 0;
     *pp = p;
@@ -297,15 +294,13 @@ scan_intact(struct verify *v, uint64_t off, fs_record *r,
 static int
 scan_resync(struct verify *v, uint64_t from, uint64_t *nextp)
 {
-    const unsigned char *p;
+    const unsigned char *p = NULL;
     fs_record r;
     uint64_t off;
-    int ret;
     bool intact;
 
     for (off = from; v->size - off >= FS_RECORD_HEADER_BYTES; off++) {
-        if ((ret = scan_intact(v, off, &r, &p, &intact)) != 0)
-            return ret;
+        RET(scan_intact(v, off, &r, &p, &intact));
         if (intact) {
             *nextp = off;
             return 0;
@@ -371,26 +366,23 @@ scan_torn(struct verify *v, uint64_t off, const char *why)
 static int
 scan_records(struct verify *v, uint64_t off)
 {
-    const unsigned char *p;
+    const unsigned char *p = NULL;
     fs_record r;
     uint64_t rlen, next;
-    int ret;
+    int ret = 0;
     bool zero, intact;
 
     while (off < v->size) {
         if (v->size - off < FS_RECORD_HEADER_BYTES)
             return scan_torn(v, off, "incomplete record header");
-        if ((ret = scan_window(v, off, FS_RECORD_HEADER_BYTES, &p)) != 0)
-            return ret;
+        RET(scan_window(v, off, FS_RECORD_HEADER_BYTES, &p));
         if (!fs_record_decode(p, &r)) {
-            if ((ret = scan_zero_from(v, off + FS_RECORD_HEADER_BYTES,
-                                      &zero)) != 0)
-                return ret;
+            RET(scan_zero_from(v, off + FS_RECORD_HEADER_BYTES,
+                                      &zero));
             if (zero)
                 return scan_torn(
                     v, off, "bad record header followed only by zero bytes");
-            if ((ret = scan_resync(v, off + 1, &next)) != 0)
-                return ret;
+            RET(scan_resync(v, off + 1, &next));
             if (next < v->size)
                 ret = verify_report(
                     v, LAYERED_VERIFY_DAMAGE, v->path, off,
@@ -410,28 +402,24 @@ scan_records(struct verify *v, uint64_t off)
         rlen = FS_RECORD_HEADER_BYTES + (uint64_t)r.klen + r.vlen;
         if (rlen > v->size - off)
             return scan_torn(v, off, "record runs past end of file");
-        if ((ret = scan_intact(v, off, &r, &p, &intact)) != 0)
-            return ret;
+        RET(scan_intact(v, off, &r, &p, &intact));
         if (!intact) {
             if (off + rlen == v->size)
                 return scan_torn(v, off,
                                  "last record fails its body checksum");
-            if ((ret = scan_zero_from(v, off + rlen, &zero)) != 0)
-                return ret;
+            RET(scan_zero_from(v, off + rlen, &zero));
             if (zero)
                 return scan_torn(
                     v, off, "bad record followed only by zero bytes");
-            if ((ret = verify_report(
+            RET(verify_report(
                      v, LAYERED_VERIFY_DAMAGE, v->path, off,
                      "record body checksum mismatch (lsn %" PRIu64
                      ", key %" PRIu32 " bytes, value %" PRIu32 " bytes)",
-                     r.lsn, r.klen, r.vlen)) != 0)
-                return ret;
+                     r.lsn, r.klen, r.vlen));
             off += rlen;
             continue;
         }
-        if ((ret = scan_deliver(v, off, &r, p)) != 0)
-            return ret;
+        RET(scan_deliver(v, off, &r, p));
         off += rlen;
     }
     return 0;
@@ -446,7 +434,7 @@ static int
 scan_file(struct verify *v, int dirfd, const char *dir, const char *table,
           int constituent, bool *foundp)
 {
-    const unsigned char *p;
+    const unsigned char *p = NULL;
     struct stat st;
     const char *why;
     char name[LAYERED_NAME_MAX + 16];
@@ -781,11 +769,10 @@ static int
 verify_table(struct verify *v, const char *name, int state, bool listed)
 {
     bool ingest, stable;
-    int ret;
+    int ret = 0;
 
-    if ((ret = scan_file(v, v->home_fd, v->home, name,
-                         LAYERED_CONSTITUENT_INGEST, &ingest)) != 0)
-        return ret;
+    RET(scan_file(v, v->home_fd, v->home, name,
+                         LAYERED_CONSTITUENT_INGEST, &ingest));
     if (!ingest && listed &&
         (state == LAYERED_TABLE_ACTIVE || state == LAYERED_TABLE_ARCHIVED) &&
         (ret = verify_report(v, LAYERED_VERIFY_DAMAGE, v->path, 0,
@@ -795,9 +782,8 @@ verify_table(struct verify *v, const char *name, int state, bool listed)
                                                            : "archived")) !=
             0)
         return ret;
-    if ((ret = scan_file(v, v->shared_fd, v->shared, name,
-                         LAYERED_CONSTITUENT_STABLE, &stable)) != 0)
-        return ret;
+    RET(scan_file(v, v->shared_fd, v->shared, name,
+                         LAYERED_CONSTITUENT_STABLE, &stable));
     if (!stable && listed &&
         (ret = verify_report(v, LAYERED_VERIFY_DAMAGE, v->path, 0,
                              "missing: every table keeps its stable "

@@ -18,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # name | file | workload | old text | new text   (python literals; several
 # replacements in the file: old1@@old2 | new1@@new2)
 mutants=(
-  "drain-sync-removed|CLayered/drain.c|stepup-write|    if ((ret = fp_hit(&conn->fps, \"drain.sync\")) != 0)\n        return ret;\n|    return 0; /* mutant */\n"
+  "drain-sync-removed|CLayered/drain.c|stepup-write|    RET(fp_hit(&conn->fps, \"drain.sync\"));\n|    return 0; /* mutant */\n"
   "rename-dir-fsync-removed|CLayered/meta.c|schema-write|        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \"|        (ret = 0) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \""
   "journal-reset-failure-ignored|CLayered/meta.c|schema-fsync|    if (ret != 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \"|    if (ret != 0 && 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \""
   "sweep-closes-unsynced|CLayered/dhandle.c|sweep|        if (fs_sync(dh->fs) != 0) {\n            dh_rwlock_write_unlock(&dh->lock);\n            continue;\n        }\n@@(void)layered_panic(dh->conn, ret, \"closing %s: %s\", dh->name,|@@layered_msg(dh->conn, \"closing %s: %s\", dh->name,"
