@@ -121,10 +121,7 @@ layered_checkpoint(layered_session *session)
     layered_conn *conn;
     int ret;
 
-    if (session == NULL)
-        return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
+    API_SESSION(session, conn);
     conn_lock(&conn->ckpt_lock, LOCK_CHECKPOINT);
     ret = checkpoint_locked(conn);
     conn_unlock(&conn->ckpt_lock, LOCK_CHECKPOINT);

@@ -140,21 +140,6 @@ cursor_move(layered_cursor *c, bool forward, bool from_edge, bool inclusive)
     return EAGAIN;
 }
 
-/*
- * cursor_check --
- *     Common entry checks for cursor operations.
- */
-static int
-cursor_check(layered_cursor *c)
-{
-    if (c == NULL)
-        return EINVAL;
-    if (conn_panicked(c->session->conn))
-        return LAYERED_PANIC;
-    layered_rcu_enter();
-    return 0;
-}
-
 static int
 key_check(const void *key, size_t klen)
 {
@@ -174,10 +159,9 @@ layered_cursor_open(layered_session *session, const char *uri,
     if (cursorp == NULL)
         return EINVAL;
     *cursorp = NULL;
-    if (session == NULL || uri == NULL)
+    API_SESSION(session, conn);
+    if (uri == NULL)
         return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return ENOMEM;
     c->session = session;
@@ -243,7 +227,7 @@ layered_cursor_insert(layered_cursor *c, const void *key, size_t klen,
     struct dhandle *target;
     int ret = 0;
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     if ((ret = key_check(key, klen)) != 0 || (value == NULL && vlen > 0) ||
         vlen > LAYERED_VALUE_MAX)
         return ret != 0 ? ret : EINVAL;
@@ -285,7 +269,7 @@ layered_cursor_remove(layered_cursor *c, const void *key, size_t klen)
     struct dhandle *target;
     int ret = 0;
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     RET(key_check(key, klen));
     if (!c->layered)
         return ENOTSUP;
@@ -323,7 +307,7 @@ layered_cursor_search(layered_cursor *c, const void *key, size_t klen)
 {
     int ret = 0;
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     RET(key_check(key, klen));
     /* The first visible key >= key: found only if it is key itself. */
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0 &&
@@ -340,7 +324,7 @@ layered_cursor_search_near(layered_cursor *c, const void *key, size_t klen,
 {
     int ret = 0;
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     if ((ret = key_check(key, klen)) != 0 || exactp == NULL)
         return ret != 0 ? ret : EINVAL;
     if ((ret = cursor_move_from(c, key, klen, true, true)) == 0) {
@@ -358,7 +342,7 @@ int
 layered_cursor_next(layered_cursor *c)
 {
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     return cursor_move(c, true, !c->positioned, false);
 }
 
@@ -366,7 +350,7 @@ int
 layered_cursor_prev(layered_cursor *c)
 {
 
-    RET(cursor_check(c));
+    API_CURSOR(c);
     return cursor_move(c, false, !c->positioned, false);
 }
 

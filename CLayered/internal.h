@@ -464,7 +464,8 @@ conn_panicked(layered_conn *conn)
     return atomic_load_explicit(&conn->panicked, memory_order_acquire) != 0;
 }
 
-/* conn.c: API entry check */
+/* The entry check of a call on a connection: NULL is EINVAL, a panicked
+ * connection LAYERED_PANIC; registers the thread with RCU. */
 #define API_CONN(conn)                                                      \
     do {                                                                    \
         if ((conn) == NULL)                                                 \
@@ -472,6 +473,24 @@ conn_panicked(layered_conn *conn)
         if (conn_panicked(conn))                                            \
             return LAYERED_PANIC;                                           \
         layered_rcu_enter();                                                \
+    } while (0)
+/* The entry check of a call on a session: sets conn.  Every public function
+ * starts with one of the three. */
+#define API_SESSION(session, conn)                                          \
+    do {                                                                    \
+        if ((session) == NULL)                                              \
+            return EINVAL;                                                  \
+        (conn) = (session)->conn;                                           \
+        API_CONN(conn);                                                     \
+    } while (0)
+/* The entry check of a call on a cursor.  (The close functions take none
+ * of these: a panicked connection must still close, so they check NULL and
+ * enter RCU themselves.) */
+#define API_CURSOR(c)                                                       \
+    do {                                                                    \
+        if ((c) == NULL)                                                    \
+            return EINVAL;                                                  \
+        API_CONN((c)->session->conn);                                       \
     } while (0)
 
 /* checkpoint.c */

@@ -38,10 +38,7 @@ layered_create(layered_session *session, const char *uri, const char *config)
     bool exclusive;
     int ret = 0;
 
-    if (session == NULL)
-        return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
+    API_SESSION(session, conn);
     RET(tbl_uri_parse(uri, &name));
     RET(parse_create_config(config, &exclusive));
 
@@ -93,10 +90,7 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
     bool ckpt = false, schema = false, claimed = false, held = false;
     int ret = 0;
 
-    if (session == NULL)
-        return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
+    API_SESSION(session, conn);
     RET(tbl_uri_parse(uri, &name));
     if ((flags & ~(LAYERED_DROP_FORCE | LAYERED_DROP_CHECKPOINT_WAIT)) != 0)
         return EINVAL;
@@ -172,10 +166,9 @@ layered_table_state(layered_session *session, const char *uri, int *statep)
     const char *name;
     int ret = 0;
 
-    if (session == NULL || statep == NULL)
+    API_SESSION(session, conn);
+    if (statep == NULL)
         return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
     RET(tbl_uri_parse(uri, &name));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = tbl_find(conn, name)) == NULL)
@@ -195,10 +188,9 @@ layered_list_tables(layered_session *session,
     struct table *t;
     int ret = 0;
 
-    if (session == NULL || callback == NULL)
+    API_SESSION(session, conn);
+    if (callback == NULL)
         return EINVAL;
-    conn = session->conn;
-    API_CONN(conn);
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     RB_FOREACH(t, __layered_table_tree, &conn->tables)
     {

@@ -167,26 +167,14 @@ err:
     return ret;
 }
 
-static int
-session_table(layered_session *session, const char *uri,
-              layered_conn **connp, const char **namep)
-{
-    if (session == NULL)
-        return EINVAL;
-    *connp = session->conn;
-    if (conn_panicked(*connp))
-        return LAYERED_PANIC;
-    layered_rcu_enter();
-    return tbl_uri_parse(uri, namep);
-}
-
 int
 layered_offload(layered_session *session, const char *uri)
 {
     layered_conn *conn;
     const char *name;
 
-    RET(session_table(session, uri, &conn, &name));
+    API_SESSION(session, conn);
+    RET(tbl_uri_parse(uri, &name));
     return offload_table(conn, name, true);
 }
 
@@ -199,7 +187,8 @@ layered_archive(layered_session *session, const char *uri)
     bool persist = false;
     int ret = 0;
 
-    RET(session_table(session, uri, &conn, &name));
+    API_SESSION(session, conn);
+    RET(tbl_uri_parse(uri, &name));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = live_table(conn, name)) == NULL) {
         ret = ENOENT;
@@ -276,7 +265,8 @@ layered_unarchive(layered_session *session, const char *uri)
     bool restoring = false, persist = false;
     int ret = 0;
 
-    RET(session_table(session, uri, &conn, &name));
+    API_SESSION(session, conn);
+    RET(tbl_uri_parse(uri, &name));
     RET(fp_hit(&conn->fps, "unarchive.before_lock"));
     conn_lock(&conn->schema_lock, LOCK_SCHEMA);
     if ((t = live_table(conn, name)) == NULL) {

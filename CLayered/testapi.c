@@ -15,13 +15,14 @@ int
 layered_test_constituent_entries(layered_session *session, const char *name,
                                  uint64_t *entriesp)
 {
+    layered_conn *conn;
     struct dhandle *dh;
     fs_info info;
 
-    if (session == NULL || name == NULL || entriesp == NULL)
+    API_SESSION(session, conn);
+    if (name == NULL || entriesp == NULL)
         return EINVAL;
-    API_CONN(session->conn);
-    RET(dh_get(session->conn, name, &dh));
+    RET(dh_get(conn, name, &dh));
     fs_get_info(dh->fs, &info);
     *entriesp = info.entries;
     dh_release(dh);
