@@ -456,7 +456,6 @@ struct layered_conn {
  * locks). */
 int layered_panic(layered_conn *conn, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Report a message.  Any thread, any locks held. */
 /* Any thread; no lock. */
 static inline bool
 conn_panicked(layered_conn *conn)

@@ -747,6 +747,18 @@ int layered_unarchive(layered_session *session, const char *uri);
  */
 int layered_offload(layered_session *session, const char *uri);
 
+/*
+ * Failpoints.  They are part of the API on purpose: an application that
+ * builds a replicated system on this library tests its own handling of the
+ * races the library resolves (a drop during a step-up, an offload during an
+ * unarchive) by pausing or failing the library at these named points, and
+ * the Swift layer and the stress tool use them the same way.  A failpoint
+ * that is not set costs one relaxed atomic load.  The entry points that
+ * only the library's own tests need (a simulated disk under a connection,
+ * a scheduler that enumerates interleavings) are not here: they live in
+ * the uninstalled CLayered/layered_test.h.
+ */
+
 /**
  * Set a failpoint.  Names used by the library:
  *   "drain.queued"           step-up, after queuing the drain items,
