@@ -4,6 +4,7 @@
 #
 #   BENCH_DIR   where the databases live (default /tmp)
 #   BENCH_RUNS  runs per figure; each figure is the median with min and max (5)
+#   BENCH_REOPEN_ROWS  keys of the reopen benchmark's table (10000000)
 #   BENCH_PEERS_ARGS  extra bench_peers options, e.g. "-n 100000 -t 1000" for a
 #               quick look (the page then shows those sizes)
 #
@@ -48,6 +49,8 @@ echo "== bench_dhandle"
 "$bin/bench_dhandle" "$runs" | tee "$out/dhandle.txt"
 echo "== bench_drain"
 BENCH_TABLES=${BENCH_DRAIN_TABLES:-1000} "$bin/bench_drain" "$runs" "$work" | tee "$out/drain.txt"
+echo "== bench_reopen"
+"$bin/bench_reopen" "${BENCH_REOPEN_ROWS:-10000000}" "$runs" "$work" | tee "$out/reopen.txt"
 echo "== bench_peers"
 "$bin/bench/peers/bench_peers" -d "$work" -r "$runs" -s 0.5 -o "$out/data.tsv" ${BENCH_PEERS_ARGS:-} | tee "$out/peers.md"
 
@@ -250,6 +253,8 @@ EOF
   cat "$out/dhandle.txt"
   printf '```\n\n### Step-up drain (`bench_drain`, %s tables for "many")\n\n```\n' "${BENCH_DRAIN_TABLES:-1000}"
   cat "$out/drain.txt"
+  printf '```\n\n### Reopen (`bench_reopen`, %s keys in one stable table; the goal is 100 ms)\n\n```\n' "${BENCH_REOPEN_ROWS:-10000000}"
+  cat "$out/reopen.txt"
   printf '```\n'
 } > docs/benchmarks.md
 echo "bench: wrote docs/benchmarks.md and docs/benchmarks-copy.png (${elapsed} s)"
