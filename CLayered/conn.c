@@ -206,7 +206,9 @@ layered_open_os(const char *home, const layered_config *cfg,
     conn->panic_arg = cfg->panic_arg;
     conn->message_handler = cfg->message_handler;
     conn->message_arg = cfg->message_arg;
-    atomic_init(&conn->role, cfg->role);
+    /* A leader open starts as a follower and steps up below, before any
+     * other thread can use the connection. */
+    atomic_init(&conn->role, LAYERED_ROLE_FOLLOWER);
     conn->env.lsn = &conn->lsn;
     conn->env.opens = &conn->fs_opens;
     conn->env.sync = cfg->sync;
@@ -248,11 +250,21 @@ layered_open_os(const char *home, const layered_config *cfg,
     ERR(lifecycle_recover(conn));
     /* Before this connection's first checkpoint: the files as on disk. */
     ckpt_publish_size(conn, ckpt_stable_bytes(conn));
+    /* A node that stopped as a follower, or during a step-up, may have left
+     * rows in its ingests: a leader reads the ingest over the stable, so a
+     * stale ingest value would hide the leader's writes.  Drain them now,
+     * as a step-up does (a drain repeated after a crash copies nothing
+     * twice). */
+    if (cfg->role == LAYERED_ROLE_LEADER)
+        ERR(drain_step_up(conn, NULL, true));
     ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;
 
 err:
+    /* Handles the recovery or a leader open's drain opened. */
+    if (conn->dhandles != NULL)
+        (void)dh_close_all(conn);
     conn_free(conn);
     return ret;
 }

@@ -676,14 +676,28 @@ drain_check_empty(layered_conn *conn, char *table, size_t len)
 int
 layered_step_up(layered_conn *conn, layered_drain_stats *stats)
 {
+    if (stats != NULL)
+        memset(stats, 0, sizeof(*stats));
+    API_CONN(conn);
+    return drain_step_up(conn, stats, false);
+}
+
+/*
+ * drain_step_up --
+ *     The step-up: leader first, then drain every ingest that holds data.
+ *     at_open: the connection is being opened as a leader and no other
+ *     thread can use it yet; a failed drain is returned (the open fails
+ *     and the connection is freed, the next open drains again), not a
+ *     panic, and a drain that found nothing to do is not a step-up.
+ */
+int
+drain_step_up(layered_conn *conn, layered_drain_stats *stats, bool at_open)
+{
     struct drain_ctx ctx;
     pthread_t *tids = NULL;
     uint64_t start;
     int i, nthreads = 0, ret = 0;
 
-    if (stats != NULL)
-        memset(stats, 0, sizeof(*stats));
-    API_CONN(conn);
     start = os_now_ns(conn->os);
     memset(&ctx, 0, sizeof(ctx));
     ctx.conn = conn;
@@ -745,7 +759,7 @@ workers_done:
         (ret = drain_check_empty(conn, ctx.error_table,
                                  sizeof(ctx.error_table))) != 0)
         ctx.error = ret;
-    if (ctx.error == 0) {
+    if (ctx.error == 0 && !(at_open && ctx.stats.tables_queued == 0)) {
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
         ret = meta_snapshot(conn);
         conn_unlock(&conn->schema_lock, LOCK_SCHEMA);
@@ -755,7 +769,7 @@ workers_done:
                            "(metadata)");
         }
     }
-    if (ctx.error == 0)
+    if (ctx.error == 0 && !(at_open && ctx.stats.tables_queued == 0))
         (void)atomic_fetch_add(&conn->st_step_ups, 1);
 
 done:
@@ -764,7 +778,11 @@ done:
      * not write into a stable constituent whose ingest was never drained
      * (the ingest value would hide it).  The handler runs with the
      * checkpoint and role locks held; statistics take neither. */
-    if (ctx.error != 0)
+    if (ctx.error != 0 && at_open) {
+        layered_msg(conn, "opening as leader: draining layered:%s: %s",
+                    ctx.error_table, layered_strerror(ctx.error));
+        ret = ctx.error;
+    } else if (ctx.error != 0)
         ret = layered_panic(conn, ctx.error,
                             "step-up failed: draining layered:%s: %s",
                             ctx.error_table, layered_strerror(ctx.error));

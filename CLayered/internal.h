@@ -315,6 +315,11 @@ int lifecycle_recover(layered_conn *conn);
 int lifecycle_drop_check(struct table *t);
 
 /* ---- drain queue (drain.c) ---- */
+/* The step-up (layered_step_up), also run by an open as leader (at_open:
+ * errors are returned, never a panic).  No lock held; takes the checkpoint
+ * and role locks. */
+int drain_step_up(layered_conn *conn, layered_drain_stats *stats,
+                  bool at_open);
 struct drain_ctx;
 struct drain_item {
     TAILQ_ENTRY(drain_item) link;

@@ -38,6 +38,7 @@
 #define dh_unlock_release __layered_dh_unlock_release
 #define drain_queue_claim __layered_drain_queue_claim
 #define drain_queue_release __layered_drain_queue_release
+#define drain_step_up __layered_drain_step_up
 #define fork_handlers_init __layered_fork_handlers_init
 #define fp_destroy __layered_fp_destroy
 #define fp_hit_slow __layered_fp_hit_slow

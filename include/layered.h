@@ -300,7 +300,10 @@ void layered_config_init(layered_config *cfg);
  * Reads the metadata file, finishes any drop or offload a crash
  * interrupted, sets the configured failpoints and, with offload_idle_ms,
  * starts the maintenance thread.  Constituent files are opened lazily, on
- * first use; a torn tail is cut when a file is opened.
+ * first use; a torn tail is cut when a file is opened.  Opened as a leader
+ * (cfg->role), it first drains every ingest constituent that holds rows,
+ * as layered_step_up does: a node that stopped as a follower, or during a
+ * step-up, leaves them, and a leader reads the ingest over the stable.
  * @param[in] home the home directory.  With cfg->create it is created if
  * missing, but its parent must exist (so must shared_dir's)
  * @param[in] cfg the configuration, or NULL for the defaults; its strings
@@ -317,7 +320,9 @@ void layered_config_init(layered_config *cfg);
  * EAGAIN (the maintenance thread could not be started), EIO/ENOSPC
  * (reading the metadata, syncing the directory that holds a home or
  * shared directory this call created, or the writes that finish an
- * interrupted drop or offload, failed).
+ * interrupted drop or offload, failed), or the error of a leader open's
+ * drain (reported through the message handler; no panic: the connection
+ * is not opened, and the next open drains again).
  * Threads: any.  Blocks on file I/O only: a home open elsewhere is EBUSY at
  * once, never a wait.
  */
