@@ -248,8 +248,6 @@ layered_open_os(const char *home, const layered_config *cfg,
     ERR(dh_table_create(conn));
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
-    /* Before this connection's first checkpoint: the files as on disk. */
-    ckpt_publish_size(conn, ckpt_stable_bytes(conn));
     /* A node that stopped as a follower, or during a step-up, may have left
      * rows in its ingests: a leader reads the ingest over the stable, so a
      * stale ingest value would hide the leader's writes.  Drain them now,
@@ -257,6 +255,9 @@ layered_open_os(const char *home, const layered_config *cfg,
      * twice). */
     if (cfg->role == LAYERED_ROLE_LEADER)
         ERR(drain_step_up(conn, NULL, true));
+    /* Before this connection's first checkpoint: the files as on disk
+     * (after a leader open's drain). */
+    ckpt_publish_size(conn, ckpt_stable_bytes(conn));
     ERR(lifecycle_start(conn));
     *connp = conn;
     return 0;

@@ -8,13 +8,13 @@
 #ifndef LAYERED_NAMESPACE_H
 #define LAYERED_NAMESPACE_H
 
+#define ckpt_database_size __layered_ckpt_database_size
+#define ckpt_publish_size __layered_ckpt_publish_size
+#define ckpt_stable_bytes __layered_ckpt_stable_bytes
 #define conn_lock __layered_conn_lock
 #define conn_unlock __layered_conn_unlock
 #define crc32c __layered_crc32c
 #define crc32c_portable __layered_crc32c_portable
-#define ckpt_database_size __layered_ckpt_database_size
-#define ckpt_publish_size __layered_ckpt_publish_size
-#define ckpt_stable_bytes __layered_ckpt_stable_bytes
 #define cursor_close __layered_cursor_close
 #define dh_close_all __layered_dh_close_all
 #define dh_collect __layered_dh_collect
@@ -22,9 +22,8 @@
 #define dh_get __layered_dh_get
 #define dh_get_locked __layered_dh_get_locked
 #define dh_get_schema_held __layered_dh_get_schema_held
-#define dh_name __layered_dh_name
 #define dh_lock_exclusive __layered_dh_lock_exclusive
-#define dh_unlock_exclusive __layered_dh_unlock_exclusive
+#define dh_name __layered_dh_name
 #define dh_release __layered_dh_release
 #define dh_remove __layered_dh_remove
 #define dh_rwlock_init __layered_dh_rwlock_init
@@ -35,6 +34,7 @@
 #define dh_sweep __layered_dh_sweep
 #define dh_table_create __layered_dh_table_create
 #define dh_table_destroy __layered_dh_table_destroy
+#define dh_unlock_exclusive __layered_dh_unlock_exclusive
 #define dh_unlock_release __layered_dh_unlock_release
 #define drain_queue_claim __layered_drain_queue_claim
 #define drain_queue_release __layered_drain_queue_release
@@ -90,6 +90,9 @@
 #define fs_sync_gen __layered_fs_sync_gen
 #define fs_write_at_end __layered_fs_write_at_end
 #define fs_write_header __layered_fs_write_header
+#define layered_msg __layered_layered_msg
+#define layered_panic __layered_layered_panic
+#define layered_rcu_enter __layered_layered_rcu_enter
 #define lifecycle_drop_check __layered_lifecycle_drop_check
 #define lifecycle_recover __layered_lifecycle_recover
 #define lifecycle_start __layered_lifecycle_start
@@ -104,6 +107,18 @@
 #define os_dir_fsync __layered_os_dir_fsync
 #define os_now_ns __layered_os_now_ns
 #define os_parent_fsync __layered_os_parent_fsync
+#define run_close __layered_run_close
+#define run_get __layered_run_get
+#define run_get_info __layered_run_get_info
+#define run_iter_free __layered_run_iter_free
+#define run_iter_next __layered_run_iter_next
+#define run_iter_seek __layered_run_iter_seek
+#define run_may_hold __layered_run_may_hold
+#define run_open __layered_run_open
+#define run_writer_add __layered_run_writer_add
+#define run_writer_finish __layered_run_writer_finish
+#define run_writer_free __layered_run_writer_free
+#define run_writer_open __layered_run_writer_open
 #define tbl_cmp __layered_tbl_cmp
 #define tbl_create_file __layered_tbl_create_file
 #define tbl_find __layered_tbl_find
@@ -112,8 +127,5 @@
 #define tbl_name_valid __layered_tbl_name_valid
 #define tbl_unlink_files __layered_tbl_unlink_files
 #define tbl_uri_parse __layered_tbl_uri_parse
-#define layered_msg __layered_layered_msg
-#define layered_panic __layered_layered_panic
-#define layered_rcu_enter __layered_layered_rcu_enter
 
 #endif /* LAYERED_NAMESPACE_H */

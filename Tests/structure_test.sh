@@ -23,6 +23,7 @@ layers=(
   panic       # the panic path and messages; releases paused failpoints
   rwlock      # the dhandle lock and the lock-order checker
   fs_rec      # the record codec: integers, record and file headers, CRC check
+  fs_run      # immutable sorted runs: writer, checks, lookups, walks
   fs_io       # the file store's I/O: full writes and reads, append, sync
   fs_index    # the arena and the in-memory index of one file
   fs_open     # open, recovery, close of one file

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the engine: builds the libFuzzer targets (build/fuzz, clang,
-# -DLAYERED_FUZZ=ON) and runs fuzz_open and fuzz_api for SECONDS each
-# (default 600), both at once (one per core), from their seeds
+# -DLAYERED_FUZZ=ON) and runs fuzz_open, fuzz_api and fuzz_run for SECONDS
+# each (default 600), all at once, from their seeds
 # (Tests/fuzz/corpus/TARGET) and the corpus earlier runs grew
 # (build/fuzz/corpus/TARGET).  A target that crashes is restarted for the
 # time left; every crashing input is written to Tests/fuzz/crashes/ and
@@ -30,6 +30,7 @@ fuzz_one() { # target
               -artifact_prefix="$root/Tests/fuzz/crashes/$t-")
   [ "$t" = open ] && opts+=(-max_len=8192 -dict="$root/Tests/fuzz/fuzz_open.dict")
   [ "$t" = api ] && opts+=(-max_len=1024 -len_control=10)
+  [ "$t" = run ] && opts+=(-max_len=70000)
   mkdir -p "$corpus"
   : >"$log"
   while left=$(( end - $(date +%s) )); [ "$left" -gt 0 ] && [ $runs -lt 50 ]; do
@@ -47,13 +48,13 @@ fuzz_one() { # target
 }
 
 status=0
-fuzz_one open >"$build/logs/open.summary" 2>&1 &
-p1=$!
-fuzz_one api >"$build/logs/api.summary" 2>&1 &
-p2=$!
-wait $p1 || status=1
-wait $p2 || status=1
-cat "$build/logs/open.summary" "$build/logs/api.summary"
+pids=()
+for t in open api run; do
+  fuzz_one $t >"$build/logs/$t.summary" 2>&1 &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+cat "$build/logs/open.summary" "$build/logs/api.summary" "$build/logs/run.summary"
 if [ $status -ne 0 ]; then
   echo "crashing inputs:"
   ls -l Tests/fuzz/crashes/ | grep -v '^total' || true

@@ -495,6 +495,8 @@ check_row(layered_cursor *c, const struct ent *e, const char *what)
 
 /* ---- connection ---- */
 
+static void model_drain(uint64_t *queuedp, uint64_t *rowsp, uint64_t *bytesp);
+
 static void
 db_open(uint8_t cfg)
 {
@@ -521,6 +523,18 @@ db_open(uint8_t cfg)
     if ((ret = layered_session_open(M.conn, &M.s)) != 0)
         fz_fail("session_open: %s", layered_strerror(ret));
     memset(&M.n, 0, sizeof(M.n));
+    /* A leader open drains what the ingests hold first. */
+    if (M.role == LAYERED_ROLE_LEADER) {
+        uint64_t queued, rows, bytes;
+
+        model_drain(&queued, &rows, &bytes);
+        if (queued > 0) {
+            M.n.step_ups = 1;
+            M.n.tables_drained = queued;
+            M.n.rows_drained = rows;
+            M.n.bytes_drained = bytes;
+        }
+    }
 }
 
 static void
@@ -834,6 +848,40 @@ do_checkpoint(void)
     check_size("after a checkpoint");
 }
 
+/* The model of a drain: every ingest into its stable, by the LSN rule. */
+static void
+model_drain(uint64_t *queuedp, uint64_t *rowsp, uint64_t *bytesp)
+{
+    uint64_t queued = 0, rows = 0, bytes = 0;
+
+    for (int i = 0; i < NT; i++) {
+        struct mtable *t = &M.t[i];
+        if (!t->exists || t->state == LAYERED_TABLE_OFFLOADED ||
+            t->ing.n == 0)
+            continue;
+        queued++;
+        for (size_t j = 0; j < t->ing.n; j++) {
+            const struct ent *e = &t->ing.v[j];
+            struct ent *s = layer_find(&t->stb, e->key, e->klen);
+            if (s != NULL && s->lsn >= e->lsn)
+                continue; /* the stable's is newer */
+            if (e->tomb) {
+                if (s == NULL)
+                    continue; /* nothing to delete */
+                layer_del(&t->stb, e->key, e->klen);
+            } else
+                layer_set(&t->stb, e->key, e->klen, false, e->vseed,
+                          e->vlen, e->lsn);
+            rows++;
+            bytes += e->klen + e->vlen;
+        }
+        layer_clear(&t->ing);
+    }
+    *queuedp = queued;
+    *rowsp = rows;
+    *bytesp = bytes;
+}
+
 static void
 do_step_up(void)
 {
@@ -842,29 +890,7 @@ do_step_up(void)
 
     trace("step_up");
     if (M.role == LAYERED_ROLE_FOLLOWER)
-        for (int i = 0; i < NT; i++) {
-            struct mtable *t = &M.t[i];
-            if (!t->exists || t->state == LAYERED_TABLE_OFFLOADED ||
-                t->ing.n == 0)
-                continue;
-            queued++;
-            for (size_t j = 0; j < t->ing.n; j++) {
-                const struct ent *e = &t->ing.v[j];
-                struct ent *s = layer_find(&t->stb, e->key, e->klen);
-                if (s != NULL && s->lsn >= e->lsn)
-                    continue; /* the stable's is newer */
-                if (e->tomb) {
-                    if (s == NULL)
-                        continue; /* nothing to delete */
-                    layer_del(&t->stb, e->key, e->klen);
-                } else
-                    layer_set(&t->stb, e->key, e->klen, false, e->vseed,
-                              e->vlen, e->lsn);
-                rows++;
-                bytes += e->klen + e->vlen;
-            }
-            layer_clear(&t->ing);
-        }
+        model_drain(&queued, &rows, &bytes);
     expect(layered_step_up(M.conn, &ds), 0, "step_up");
     if (ds.tables_queued != queued || ds.tables_drained != queued ||
         ds.tables_skipped != 0 || ds.rows != rows || ds.bytes != bytes ||

@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build/fuzz"
-targets=(open api)
+targets=(open api run)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -38,7 +38,7 @@ build_targets() {
   if ! { cmake -S "$root" -B "$build" -DLAYERED_FUZZ=ON -DCMAKE_C_COMPILER="$cc" \
            -DLAYERED_BUILD_TESTS=OFF -DLAYERED_BUILD_BENCH=OFF \
            -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-g -O1" "${ld[@]}" &&
-         cmake --build "$build" -j "$(nproc)" --target fuzz_open fuzz_api; } \
+         cmake --build "$build" -j "$(nproc)" --target fuzz_open fuzz_api fuzz_run; } \
        >"$build/build.log" 2>&1; then
     tail -30 "$build/build.log" >&2
     echo "fuzz: the build failed (log: $build/build.log)" >&2
@@ -92,7 +92,7 @@ for t in "${targets[@]}"; do
   replay "$build/Tests/fuzz/fuzz_$t" "$here/corpus/$t" "$here/regressions/$t"
 done
 
-# The short run: both targets at once, each from a scratch corpus.
+# The short run: every target at once, each from a scratch corpus.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 pids=()
@@ -102,6 +102,7 @@ for t in "${targets[@]}"; do
         -artifact_prefix="$scratch/crash-$t/")
   [ "$t" = open ] && opts+=(-max_len=8192 -dict="$here/fuzz_open.dict")
   [ "$t" = api ] && opts+=(-max_len=1024 -len_control=10)
+  [ "$t" = run ] && opts+=(-max_len=70000)
   "$build/Tests/fuzz/fuzz_$t" "${opts[@]}" "$scratch/$t" "$here/corpus/$t" \
     >"$scratch/$t.log" 2>&1 &
   pids+=($!)
