@@ -62,6 +62,7 @@ struct run {
     size_t len;
     run_info info;
     struct idx_entry *idx;
+    unsigned char *idx_keys; /* the index's keys, copied side by side */
     const unsigned char *bloom;
     uint64_t bloom_bits;
     uint32_t bloom_k;
@@ -535,6 +536,23 @@ run_open(const unsigned char *base, size_t len, run **rp, const char **why,
     }
     if (p != end || next != index_off)
         CORRUPT("run index does not cover the blocks", index_off);
+    /* The keys a lookup's binary search compares, side by side in memory
+     * (a few hundred KB for a million rows) rather than scattered over the
+     * mapping: the search then misses the cache once or twice, not once
+     * per step. */
+    {
+        size_t total = 0, at = 0;
+
+        for (i = 0; i < blocks; i++)
+            total += r->idx[i].klen;
+        if ((r->idx_keys = malloc(total)) == NULL)
+            ERR(ENOMEM);
+        for (i = 0; i < blocks; i++) {
+            memcpy(r->idx_keys + at, r->idx[i].key, r->idx[i].klen);
+            r->idx[i].key = r->idx_keys + at;
+            at += r->idx[i].klen;
+        }
+    }
 
     /* The filter. */
     p = base + filter_off;
@@ -566,6 +584,7 @@ run_close(run *r)
     if (r == NULL)
         return;
     free(r->idx);
+    free(r->idx_keys);
     free((void *)r->checked);
     free(r);
 }

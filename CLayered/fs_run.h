@@ -35,7 +35,7 @@
 
 struct os_ops;
 
-#define RUN_BLOCK_TARGET (32u * 1024)
+#define RUN_BLOCK_TARGET (4u * 1024)
 #define RUN_RESTART_INTERVAL 16
 #define RUN_FOOTER_BYTES 96
 #define RUN_BLOOM_BITS_PER_KEY 10

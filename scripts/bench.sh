@@ -49,6 +49,8 @@ echo "== bench_dhandle"
 "$bin/bench_dhandle" "$runs" | tee "$out/dhandle.txt"
 echo "== bench_drain"
 BENCH_TABLES=${BENCH_DRAIN_TABLES:-1000} "$bin/bench_drain" "$runs" "$work" | tee "$out/drain.txt"
+echo "== bench_run"
+"$bin/bench_run" "${BENCH_FILESTORE_ROWS:-1000000}" "$runs" "$work" | tee "$out/run.txt"
 echo "== bench_reopen"
 "$bin/bench_reopen" "${BENCH_REOPEN_ROWS:-10000000}" "$runs" "$work" | tee "$out/reopen.txt"
 echo "== bench_peers"
@@ -253,6 +255,8 @@ EOF
   cat "$out/dhandle.txt"
   printf '```\n\n### Step-up drain (`bench_drain`, %s tables for "many")\n\n```\n' "${BENCH_DRAIN_TABLES:-1000}"
   cat "$out/drain.txt"
+  printf '```\n\n### Sorted runs alone (`bench_run`, see docs/storage.md)\n\n```\n'
+  cat "$out/run.txt"
   printf '```\n\n### Reopen (`bench_reopen`, %s keys in one stable table; the goal is 100 ms)\n\n```\n' "${BENCH_REOPEN_ROWS:-10000000}"
   cat "$out/reopen.txt"
   printf '```\n'
