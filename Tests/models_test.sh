@@ -26,6 +26,11 @@ declare -A property=(
   [stopping]='(state!=2)'                              # no table left stopping
   [unarchived]='( !(unarchived_ok)||((state==0)&&ingest_file))'  # unarchive 0: usable
   [offloaded]='assertion violated (state==3)'          # offload 0: offloaded
+  # lease.pml
+  [acked]='((latest&acked)==acked)'                    # no acknowledged checkpoint lost
+  [ingest]='((latest&24)==24)'                         # the new leader's ingest drained
+  [late]='((latest&late)==0)'                          # nothing a deposed leader wrote is visible
+  [epochs]='>=rec[((n+1)-1)].epoch))'                  # epochs never go back
 )
 
 echo "== protocol models (spin)"
@@ -108,6 +113,17 @@ check verified arbiter.pml
 # Mutants: stopping before the ruling; unarchive ignoring shutting_down.
 check stopping,unarchived arbiter.pml -DBROKEN_ARBITER
 check unarchived arbiter.pml -DNO_SHUTDOWN_CHECK
+
+# The leader lease and fencing of the shared store: a failover from a
+# leader that may be paused at any step to a follower that takes over.
+check verified lease.pml
+# Mutants: records written over instead of created exclusively; the new
+# leader draining into a stale pick-up; a checkpoint acknowledged before
+# its record exists; a takeover without a new epoch.
+check acked,ingest,late,epochs lease.pml -DNO_EXCL
+check acked lease.pml -DSTALE_PICKUP
+check acked lease.pml -DACK_BEFORE_CREATE
+check ingest,late lease.pml -DSAME_EPOCH
 
 wait
 failed=0
