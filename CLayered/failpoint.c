@@ -257,6 +257,15 @@ layered_failpoint_set(layered_conn *conn, const char *name,
     return fp_set(&conn->fps, name, action);
 }
 
+int
+layered_failpoint_release_all(layered_conn *conn)
+{
+    if (conn == NULL)
+        return EINVAL;
+    fp_release_all(&conn->fps);
+    return 0;
+}
+
 /*
  * layered_test_set_scheduler --
  *     Install (or with NULL remove) a test's scheduler hook, called at

@@ -849,6 +849,19 @@ int layered_failpoint_set(layered_conn *conn, const char *name,
 int layered_failpoint_wait(layered_conn *conn, const char *name,
                            int timeout_ms);
 
+/**
+ * Release every thread paused at a failpoint, and from now on let threads
+ * pass "pause" failpoints without waiting (the other actions still apply).
+ * layered_close does this first; a caller that waits for its own
+ * operations before it closes (the Swift layer does) calls it before that
+ * wait, without having to know which failpoints were set (by
+ * layered_failpoint_set, cfg->failpoints or LAYERED_FAILPOINTS).
+ * @param[in] conn the connection
+ * @return 0, EINVAL (NULL conn).
+ * Threads: any; works after a panic.  Takes a leaf mutex; never blocks.
+ */
+int layered_failpoint_release_all(layered_conn *conn);
+
 /*
  * Verify and salvage
  * ------------------

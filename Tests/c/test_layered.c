@@ -501,9 +501,17 @@ test_drop_during_compaction(void)
     CHECK(pthread_create(&ck.tid, NULL, checkpoint_thread, &ck) == 0);
     CHECK_OK(layered_failpoint_wait(conn, "fs.sync", 30000));
     CHECK_RET(EBUSY, layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
-    CHECK_OK(layered_failpoint_set(conn, "fs.sync", "off"));
+    /* Released without naming the failpoint: the checkpoint goes on, and
+     * a later pause no longer waits. */
+    CHECK_RET(EINVAL, layered_failpoint_release_all(NULL));
+    CHECK_OK(layered_failpoint_release_all(conn));
     CHECK(pthread_join(ck.tid, NULL) == 0);
     CHECK_OK(ck.ret);
+    CHECK_OK(layered_cursor_open(s, "layered:t", &c));
+    CHECK_OK(layered_cursor_insert(c, "k2", 2, "v", 1));
+    CHECK_OK(layered_cursor_close(c));
+    CHECK_OK(layered_checkpoint(s)); /* syncs: passes "pause" fs.sync */
+    CHECK_OK(layered_failpoint_set(conn, "fs.sync", "off"));
     CHECK_OK(layered_drop(s, "layered:t", LAYERED_DROP_FORCE));
     snprintf(path, sizeof(path), "%s/shared/t.stable", home);
     CHECK(stat(path, &sb) != 0 && errno == ENOENT);
