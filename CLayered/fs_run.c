@@ -207,11 +207,17 @@ write_at(run_writer *w, const unsigned char *p, size_t len, uint64_t at)
     return 0;
 }
 
-/* Write the buffered bytes. */
+/* Write the buffered bytes, and have the device start on them while the
+ * writer goes on (the final sync then waits for less). */
 static int
 out_flush(run_writer *w)
 {
-    RET(write_at(w, w->out, w->outlen, w->start + w->off - w->outlen));
+    uint64_t at = w->start + w->off - w->outlen;
+
+    RET(write_at(w, w->out, w->outlen, at));
+    if (w->os->sync_file_range != NULL)
+        (void)w->os->sync_file_range(w->fd, (off_t)at, (off_t)w->outlen,
+                                     SYNC_FILE_RANGE_WRITE);
     w->outlen = 0;
     return 0;
 }

@@ -48,6 +48,7 @@ const struct os_ops os_default = {
     .fsync = fsync,
     .fdatasync = fdatasync,
     .syncfs = syncfs,
+    .sync_file_range = sync_file_range,
     .fstat = fstat,
     .fstatat = fstatat,
     .stat = stat,

@@ -54,6 +54,10 @@ struct os_ops {
     int (*fsync)(int fd);
     int (*fdatasync)(int fd);
     int (*syncfs)(int fd);
+    /* Start writing back a range (SYNC_FILE_RANGE_WRITE): no durability
+     * is promised, it only lets the device work while the caller goes on;
+     * fdatasync still makes the range durable.  May be NULL. */
+    int (*sync_file_range)(int fd, off_t off, off_t len, unsigned flags);
     int (*fstat)(int fd, struct stat *st);
     int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
     int (*stat)(const char *path, struct stat *st);

@@ -23,6 +23,7 @@
 #define OS_CALLS(X)                                                         \
     X(open) X(openat) X(close) X(read) X(pread) X(preadv) X(write)          \
     X(pwritev) X(lseek) X(ftruncate) X(fsync) X(fdatasync) X(syncfs)        \
+    X(sync_file_range)                                                      \
     X(fstat) X(fstatat) X(stat) X(mkdir) X(rename) X(renameat) X(unlink)    \
     X(unlinkat) X(flock) X(mmap) X(munmap) X(madvise) X(clock_gettime)
 
@@ -134,6 +135,8 @@ WRAP(int, unlink, (const char *path), (path))
 WRAP(int, unlinkat, (int dirfd, const char *path, int flags),
      (dirfd, path, flags))
 WRAP(int, flock, (int fd, int op), (fd, op))
+WRAP(int, sync_file_range, (int fd, off_t off, off_t len, unsigned flags),
+     (fd, off, len, flags))
 WRAP(int, madvise, (void *addr, size_t len, int advice), (addr, len, advice))
 WRAP(int, clock_gettime, (clockid_t clock, struct timespec *ts), (clock, ts))
 
