@@ -11,7 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.16: LogEvent, which the tests' log handler receives.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // 2.13: the metric initialisers that take a factory, which MetricsReporter uses so that a
         // reporter can publish to a factory other than the bootstrapped one.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
