@@ -85,7 +85,7 @@ public struct Configuration: Sendable {
     /// Whether to create the home (and shared) directory if missing; its parent must exist.
     /// With `false`, a missing home throws ``LayeredError/ENOENT``.  Default `true`.
     public var createIfMissing: Bool
-    /// Receives the library's messages (see <doc:Logging> for their levels) and a panic's
+    /// Receives the library's messages (see <doc:LoggingAndMetrics> for their levels) and a panic's
     /// message at `critical`, with the metadata `layered.home`.
     ///
     /// With neither a logger nor a ``messageHandler``, the messages go to standard error.

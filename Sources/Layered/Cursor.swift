@@ -153,7 +153,9 @@ public final class Cursor {
     ///
     /// - Parameter type: how to return the key: `[UInt8]` (the default), `String`, `Data`, …
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func key<Key: ByteString>(as type: Key.Type = [UInt8].self) throws(LayeredError) -> Key? {
+    public func key<Key: ByteString>(as type: Key.Type = [UInt8].self) throws(LayeredError)
+        -> Key?
+    {
         try withCurrent { key, _ in Key(byteStringBytes: key) }
     }
 
@@ -161,7 +163,9 @@ public final class Cursor {
     ///
     /// - Parameter type: how to return the value: `[UInt8]` (the default), `String`, `Data`, …
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func value<Value: ByteString>(as type: Value.Type = [UInt8].self) throws(LayeredError) -> Value? {
+    public func value<Value: ByteString>(as type: Value.Type = [UInt8].self) throws(LayeredError)
+        -> Value?
+    {
         try withCurrent { _, value in Value(byteStringBytes: value) }
     }
 
@@ -201,7 +205,9 @@ public final class Cursor {
     // MARK: Internals
 
     /// Runs `body` with the open C cursor, as an operation of the database.
-    private func withCursor<Result>(_ body: (OpaquePointer) throws(LayeredError) -> Result) throws(LayeredError) -> Result {
+    private func withCursor<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
         try table.database.perform { _ throws(LayeredError) in
             guard let cursor else { throw Self.closed }
             return try body(cursor)

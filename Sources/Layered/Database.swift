@@ -38,9 +38,9 @@ public final class Database: @unchecked Sendable {
     ///   - configuration: the role, shared directory, drain, durability and auto-offload
     ///     settings.
     /// - Throws: ``LayeredError/EINVAL`` (an empty path, a setting out of range, a malformed
-    ///   failpoint), ``LayeredError/ENOENT`` (the home or its parent is missing and `create` is
-    ///   `false`, or the parent is missing), ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``,
-    ///   ``LayeredError/EROFS``, ``LayeredError/EBUSY`` (the home is open in this or another
+    ///   failpoint), ``LayeredError/ENOENT`` (the home is missing and
+    ///   ``Configuration/createIfMissing`` is `false`, or the parent is missing),
+    ///   ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``, ``LayeredError/EROFS``, ``LayeredError/EBUSY`` (the home is open in this or another
     ///   process), ``LayeredError/corrupt`` (damaged metadata), ``LayeredError/ENOMEM``,
     ///   ``LayeredError/EIO``.
     public init(path: String, configuration: Configuration = Configuration()) throws(LayeredError) {
@@ -106,7 +106,9 @@ public final class Database: @unchecked Sendable {
     /// Opens (and by default creates) the database in a home directory given as a file URL.
     ///
     /// See ``init(path:configuration:)`` for the errors.
-    public convenience init(url: URL, configuration: Configuration = Configuration()) throws(LayeredError) {
+    public convenience init(url: URL, configuration: Configuration = Configuration())
+        throws(LayeredError)
+    {
         try self.init(path: url.path, configuration: configuration)
     }
 
@@ -329,7 +331,8 @@ public final class Database: @unchecked Sendable {
         }
         let report: StepUpReport
         do {
-            report = try await onDedicatedThread(named: "layered-step-up") { [self] () throws(LayeredError) in
+            report = try await onDedicatedThread(named: "layered-step-up") {
+                [self] () throws(LayeredError) in
                 try perform { connection throws(LayeredError) in
                     var stats = layered_drain_stats()
                     try check(
@@ -411,7 +414,8 @@ public final class Database: @unchecked Sendable {
         guard !name.contains("\0") else { throw Self.nulByte("a failpoint name") }
         let (seconds, attoseconds) = timeout.components
         let milliseconds = max(0, min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000))
-        try await onDedicatedThread(named: "layered-failpoint-wait") { [self] () throws(LayeredError) in
+        try await onDedicatedThread(named: "layered-failpoint-wait") {
+            [self] () throws(LayeredError) in
             try perform { connection throws(LayeredError) in
                 try check(layered_failpoint_wait(connection, name, Int32(milliseconds)))
             }
@@ -449,21 +453,27 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` with the C connection, counted as an operation in progress so that
     /// ``close()`` waits for it.
     /// - Throws: ``LayeredError/EINVAL`` if the database is closed, or what `body` throws.
-    func perform<Result>(_ body: (OpaquePointer) throws(LayeredError) -> Result) throws(LayeredError) -> Result {
+    func perform<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
         guard let connection = gate.enter() else { throw Self.closed }
         defer { gate.leave() }
         return try body(connection)
     }
 
     /// Runs `body`, if the database is open, like ``perform(_:)``; returns `nil` if it is closed.
-    func performIfOpen<Result>(_ body: (OpaquePointer) throws(LayeredError) -> Result) throws(LayeredError) -> Result? {
+    func performIfOpen<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result? {
         guard let connection = gate.enter() else { return nil }
         defer { gate.leave() }
         return try body(connection)
     }
 
     /// Runs `body` with a C session borrowed from the pool for the call.
-    func withSession<Result>(_ body: (OpaquePointer) throws(LayeredError) -> Result) throws(LayeredError) -> Result {
+    func withSession<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
         try perform { connection throws(LayeredError) in
             let session = try takeSession(connection)
             defer { gate.returnSession(session) }

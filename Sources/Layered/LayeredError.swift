@@ -35,6 +35,11 @@ internal import CLayered
 /// }
 /// ```
 ///
+/// In a function, a `do` whose calls all throw `LayeredError` catches a `LayeredError`; inside a
+/// closure, write `do throws(LayeredError)` for the same.  `catch LayeredError.EBUSY` and
+/// `case .EBUSY:` match either way: ``~=(_:_:)-(_,Error)`` compares the code of any
+/// error that is a `LayeredError`.
+///
 /// Two errors are equal, and hash alike, when their codes are equal: the message is context,
 /// not identity.
 public struct LayeredError: Error, Hashable, Sendable {

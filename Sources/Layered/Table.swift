@@ -103,7 +103,7 @@ public struct Table: Sendable, Hashable {
     /// Opens a cursor for explicit positioning.  The cursor holds the table's read lock until it
     /// is closed or discarded.
     ///
-    /// - Throws: as ``Cursor/init(table:)``.
+    /// - Throws: as ``Cursor/init(table:constituent:)``.
     public func makeCursor() throws(LayeredError) -> Cursor {
         try Cursor(table: self)
     }
@@ -138,7 +138,9 @@ public struct Table: Sendable, Hashable {
     }
 
     /// Runs `body` with a cursor opened for the call and closed before returning.
-    private func withCursor<Result>(_ body: (Cursor) throws(LayeredError) -> Result) throws(LayeredError) -> Result {
+    private func withCursor<Result>(
+        _ body: (Cursor) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
         let cursor = try Cursor(table: self)
         defer { try? cursor.close() }
         return try body(cursor)
