@@ -65,11 +65,6 @@ public struct LayeredError: Error, Hashable, Sendable {
         }
     }
 
-    /// The same code with another message.
-    func with(message: String) -> LayeredError {
-        LayeredError(code: code, message: message)
-    }
-
     /// Whether the code is one of the library's own (`LAYERED_*`, negative) rather than an
     /// `errno` value.
     public var isLibraryCode: Bool { code < 0 }
