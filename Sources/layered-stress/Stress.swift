@@ -130,7 +130,7 @@ final class Stress: @unchecked Sendable {
             if let statistics = try? database.statistics() { tally.absorb(statistics) }
             do {
                 try database.close()
-            } catch let error as LayeredError where error.isPanic {
+            } catch LayeredError.panic {
             } catch {
                 tally.violation("close failed", "\(reason): \(error)")
             }
