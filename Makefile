@@ -1,8 +1,10 @@
-# The two commands of the README, plus the benchmarks.
-.PHONY: run test bench
+# The two commands of the README, plus the benchmarks and the Swift documentation.
+.PHONY: run test bench docs
 run:
 	bash scripts/run.sh
 test:
 	bash scripts/test.sh
 bench:
 	bash scripts/bench.sh
+docs:
+	bash -c 'source scripts/setup.sh && swift package generate-documentation --target Layered --warnings-as-errors'

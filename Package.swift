@@ -11,6 +11,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // 1.16: LogEvent, which the tests' log handler receives.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        // 2.13: the metric initialisers that take a factory, which MetricsReporter uses so that a
+        // reporter can publish to a factory other than the bootstrapped one.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // `swift package generate-documentation` for the DocC catalog in Sources/Layered.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // The C core: sources in CLayered/, the public header in include/.
@@ -42,7 +49,11 @@ let package = Package(
         ),
         .target(
             name: "Layered",
-            dependencies: ["CLayered"],
+            dependencies: [
+                "CLayered",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Sources/Layered"
         ),
         .executableTarget(
@@ -66,7 +77,11 @@ let package = Package(
         ),
         .testTarget(
             name: "LayeredTests",
-            dependencies: ["Layered"],
+            dependencies: [
+                "Layered",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             path: "Tests/LayeredTests"
         ),
     ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: the C tests (ctest) in a release build and under
-# AddressSanitizer and ThreadSanitizer, then the Swift tests.
+# AddressSanitizer and ThreadSanitizer, then the Swift tests and the Swift documentation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -25,6 +25,11 @@ Tests/fuzz/fuzz_test.sh
 echo "== Swift tests"
 swift build --build-tests
 swift test
+
+# The DocC catalog and the doc comments: a broken symbol link or article reference fails the run.
+# The archive lands in .build/plugins/Swift-DocC/outputs/Layered.doccarchive (about 20 s).
+echo "== Swift documentation"
+swift package generate-documentation --target Layered --warnings-as-errors
 
 echo "== layered-stress end to end"
 Tests/stress/stress_test.sh

@@ -1,4 +1,5 @@
 internal import CLayered
+public import Logging
 
 /// The role of a database: which constituent of each layered table receives writes.
 public enum Role: Sendable, Hashable {
@@ -77,18 +78,24 @@ public struct Configuration: Sendable {
     /// How a step-up's drain and a concurrent forced drop meet.  Default ``DrainPolicy/skipMissing``.
     public var drainPolicy: DrainPolicy
     /// The durability of each write.  Default ``SyncLevel/write``.
-    public var sync: SyncLevel
-    /// Failpoints to set at open, failpoint name to action (see ``Database/setFailpoint(_:_:)``).
+    public var syncLevel: SyncLevel
+    /// Failpoints to set at open, failpoint name to action (see ``Database/setFailpoint(_:to:)``).
     /// The `LAYERED_FAILPOINTS` environment variable is applied after these.
     public var failpoints: [String: String]
     /// Whether to create the home (and shared) directory if missing; its parent must exist.
     /// With `false`, a missing home throws ``LayeredError/ENOENT``.  Default `true`.
-    public var create: Bool
-    /// Receives the library's informational and error messages, one line each, from any thread.
-    /// `nil`: they go to standard error.
+    public var createIfMissing: Bool
+    /// Receives the library's messages (see <doc:LoggingAndMetrics> for their levels) and a panic's
+    /// message at `critical`, with the metadata `layered.home`.
+    ///
+    /// With neither a logger nor a ``messageHandler``, the messages go to standard error.
+    public var logger: Logger?
+    /// Receives the library's informational and error messages, one line each, from any thread,
+    /// as they are, without a level.  Called as well as ``logger`` when both are set.
+    /// `nil` for both: the messages go to standard error.
     public var messageHandler: (@Sendable (String) -> Void)?
     /// Auto-offload: a maintenance thread offloads tables that have been archived for at least
-    /// this long with no cursor open (see ``Database/offload(_:)``).  `nil` (the default): no
+    /// this long with no cursor open (see ``Database/offloadTable(_:)``).  `nil` (the default): no
     /// maintenance thread, tables are offloaded only explicitly.
     ///
     /// Kept in whole milliseconds, rounded up, at least 1 ms; a negative duration or one over
@@ -101,15 +108,17 @@ public struct Configuration: Sendable {
     /// milliseconds makes opening the database throw ``LayeredError/EINVAL``.
     public var maintenanceInterval: Duration
 
-    /// Creates a configuration; every parameter defaults to the C library's default.
+    /// Creates a configuration; every parameter defaults to the C library's default, and no
+    /// logger.
     public init(
         role: Role = .follower,
         sharedDirectory: String? = nil,
         drainThreads: Int = 2,
         drainPolicy: DrainPolicy = .skipMissing,
-        sync: SyncLevel = .write,
+        syncLevel: SyncLevel = .write,
         failpoints: [String: String] = [:],
-        create: Bool = true,
+        createIfMissing: Bool = true,
+        logger: Logger? = nil,
         messageHandler: (@Sendable (String) -> Void)? = nil,
         offloadIdle: Duration? = nil,
         maintenanceInterval: Duration = .seconds(1)
@@ -118,9 +127,10 @@ public struct Configuration: Sendable {
         self.sharedDirectory = sharedDirectory
         self.drainThreads = drainThreads
         self.drainPolicy = drainPolicy
-        self.sync = sync
+        self.syncLevel = syncLevel
         self.failpoints = failpoints
-        self.create = create
+        self.createIfMissing = createIfMissing
+        self.logger = logger
         self.messageHandler = messageHandler
         self.offloadIdle = offloadIdle
         self.maintenanceInterval = maintenanceInterval

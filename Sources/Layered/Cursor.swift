@@ -11,7 +11,7 @@ internal import CLayered
 ///
 /// ```swift
 /// let cursor = try table.makeCursor()
-/// if try cursor.searchNear("m") != nil {
+/// if try cursor.search(near: "m") != nil {
 ///     repeat { print(try cursor.key(as: String.self)!) } while try cursor.next()
 /// }
 /// ```
@@ -33,7 +33,7 @@ public final class Cursor {
         case stable
     }
 
-    /// Where ``searchNear(_:)`` positioned the cursor.
+    /// Where ``search(near:)`` positioned the cursor.
     public enum Match: Sendable, Hashable {
         /// On the key searched for.
         case exact
@@ -50,9 +50,9 @@ public final class Cursor {
     ///   - constituent: a constituent to read on its own (read-only), or `nil` (the default) for
     ///     the layered table: ingest over stable, writes to the constituent of the current role.
     /// - Throws: ``LayeredError/ENOENT`` (no such table), ``LayeredError/corrupt``,
-    ///   ``LayeredError/EIO``, ``LayeredError/ENOMEM``, ``LayeredError/panic(_:)``,
+    ///   ``LayeredError/EIO``, ``LayeredError/ENOMEM``, ``LayeredError/panic``,
     ///   ``LayeredError/EINVAL`` (the database is closed).
-    public init(table: Table, constituent: Constituent? = nil) throws {
+    public init(table: Table, constituent: Constituent? = nil) throws(LayeredError) {
         self.table = table
         self.constituent = constituent
         let uri: String =
@@ -62,7 +62,7 @@ public final class Cursor {
             case .stable: "file:\(table.name).stable"
             }
         let database = table.database
-        (session, cursor) = try database.perform { connection in
+        (session, cursor) = try database.perform { connection throws(LayeredError) in
             let session = try database.takeSession(connection)
             var cursor: OpaquePointer?
             let code = layered_cursor_open(session, uri, &cursor)
@@ -82,12 +82,12 @@ public final class Cursor {
     /// Closes the cursor, releasing the table's read lock.  Closing a closed cursor, or a cursor
     /// whose database was closed (which closed it), does nothing.  Every other method throws
     /// ``LayeredError/EINVAL`` afterwards.
-    public func close() throws {
+    public func close() throws(LayeredError) {
         guard let cursor, let session else { return }
         self.cursor = nil
         self.session = nil
         let database = table.database
-        try database.performIfOpen { _ in
+        try database.performIfOpen { _ throws(LayeredError) in
             let code = layered_cursor_close(cursor)
             database.returnSession(session)
             try check(code)
@@ -98,9 +98,9 @@ public final class Cursor {
     ///
     /// - Returns: whether the key exists; if not, the cursor is unpositioned.
     /// - Throws: ``LayeredError/EINVAL`` (an empty or oversized key),
-    ///   ``LayeredError/corrupt``, ``LayeredError/EIO``, ``LayeredError/panic(_:)``.
+    ///   ``LayeredError/corrupt``, ``LayeredError/EIO``, ``LayeredError/panic``.
     @discardableResult
-    public func search(_ key: some ByteString) throws -> Bool {
+    public func search(_ key: some ByteString) throws(LayeredError) -> Bool {
         try found(withCursor { cursor in
             key.withByteStringBytes { layered_cursor_search(cursor, $0.baseAddress, $0.count) }
         })
@@ -112,7 +112,7 @@ public final class Cursor {
     /// - Returns: where the cursor is, or `nil` if the table is empty.
     /// - Throws: as ``search(_:)``.
     @discardableResult
-    public func searchNear(_ key: some ByteString) throws -> Match? {
+    public func search(near key: some ByteString) throws(LayeredError) -> Match? {
         var exact: Int32 = 0
         let isPositioned = try found(withCursor { cursor in
             key.withByteStringBytes {
@@ -126,9 +126,9 @@ public final class Cursor {
     /// Moves to the next key; from an unpositioned cursor, to the first.
     ///
     /// - Returns: `false` when there is no next key: the cursor is then unpositioned.
-    /// - Throws: ``LayeredError/EIO``, ``LayeredError/corrupt``, ``LayeredError/panic(_:)``.
+    /// - Throws: ``LayeredError/EIO``, ``LayeredError/corrupt``, ``LayeredError/panic``.
     @discardableResult
-    public func next() throws -> Bool {
+    public func next() throws(LayeredError) -> Bool {
         try found(withCursor { layered_cursor_next($0) })
     }
 
@@ -137,14 +137,14 @@ public final class Cursor {
     /// - Returns: `false` when there is no previous key: the cursor is then unpositioned.
     /// - Throws: as ``next()``.
     @discardableResult
-    public func previous() throws -> Bool {
+    public func previous() throws(LayeredError) -> Bool {
         try found(withCursor { layered_cursor_prev($0) })
     }
 
     /// Unpositions the cursor: the next ``next()`` goes to the first key, ``previous()`` to the last.
     ///
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func reset() throws {
+    public func reset() throws(LayeredError) {
         let code = try withCursor { layered_cursor_reset($0) }
         try table.database.check(code)
     }
@@ -153,7 +153,9 @@ public final class Cursor {
     ///
     /// - Parameter type: how to return the key: `[UInt8]` (the default), `String`, `Data`, …
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func key<Key: ByteString>(as type: Key.Type = [UInt8].self) throws -> Key? {
+    public func key<Key: ByteString>(as type: Key.Type = [UInt8].self) throws(LayeredError)
+        -> Key?
+    {
         try withCurrent { key, _ in Key(byteStringBytes: key) }
     }
 
@@ -161,21 +163,23 @@ public final class Cursor {
     ///
     /// - Parameter type: how to return the value: `[UInt8]` (the default), `String`, `Data`, …
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func value<Value: ByteString>(as type: Value.Type = [UInt8].self) throws -> Value? {
+    public func value<Value: ByteString>(as type: Value.Type = [UInt8].self) throws(LayeredError)
+        -> Value?
+    {
         try withCurrent { _, value in Value(byteStringBytes: value) }
     }
 
     /// The key and value the cursor is on, or `nil` if it is unpositioned.
     ///
     /// - Throws: ``LayeredError/EINVAL`` (the cursor is closed).
-    public func entry() throws -> (key: [UInt8], value: [UInt8])? {
+    public func entry() throws(LayeredError) -> (key: [UInt8], value: [UInt8])? {
         try withCurrent { key, value in ([UInt8](key), [UInt8](value)) }
     }
 
     /// Inserts or overwrites a key through this cursor, which is left unpositioned.
     ///
     /// - Throws: as ``Table/put(_:_:)``, and ``LayeredError/ENOTSUP`` on a constituent cursor.
-    public func put(_ key: some ByteString, _ value: some ByteString) throws {
+    public func put(_ key: some ByteString, _ value: some ByteString) throws(LayeredError) {
         let code = try withCursor { cursor in
             key.withByteStringBytes { key in
                 value.withByteStringBytes { value in
@@ -192,7 +196,7 @@ public final class Cursor {
     /// - Returns: whether the key existed.
     /// - Throws: as ``Table/put(_:_:)``, and ``LayeredError/ENOTSUP`` on a constituent cursor.
     @discardableResult
-    public func remove(_ key: some ByteString) throws -> Bool {
+    public func remove(_ key: some ByteString) throws(LayeredError) -> Bool {
         try found(withCursor { cursor in
             key.withByteStringBytes { layered_cursor_remove(cursor, $0.baseAddress, $0.count) }
         })
@@ -201,9 +205,11 @@ public final class Cursor {
     // MARK: Internals
 
     /// Runs `body` with the open C cursor, as an operation of the database.
-    private func withCursor<Result>(_ body: (OpaquePointer) throws -> Result) throws -> Result {
-        try table.database.perform { _ in
-            guard let cursor else { throw LayeredError.EINVAL }
+    private func withCursor<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
+        try table.database.perform { _ throws(LayeredError) in
+            guard let cursor else { throw Self.closed }
             return try body(cursor)
         }
     }
@@ -211,9 +217,9 @@ public final class Cursor {
     /// Runs `body` with the current key and value, valid only during the call; `nil` if the
     /// cursor is unpositioned.
     private func withCurrent<Result>(
-        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Result
-    ) throws -> Result? {
-        try withCursor { cursor in
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result? {
+        try withCursor { cursor throws(LayeredError) in
             var key: UnsafeRawPointer?
             var keyLength = 0
             var value: UnsafeRawPointer?
@@ -227,8 +233,13 @@ public final class Cursor {
         }
     }
 
+    /// `EINVAL` for an operation on a closed cursor.
+    private static var closed: LayeredError {
+        LayeredError(code: LayeredError.EINVAL.code, message: "the cursor is closed")
+    }
+
     /// `true` for 0, `false` for `LAYERED_NOTFOUND`; throws for any other code.
-    private func found(_ code: Int32) throws -> Bool {
+    private func found(_ code: Int32) throws(LayeredError) -> Bool {
         if code == LAYERED_NOTFOUND { return false }
         try table.database.check(code)
         return true

@@ -1,4 +1,5 @@
 import Foundation
+internal import Logging
 internal import Synchronization
 internal import CLayered
 
@@ -16,7 +17,7 @@ internal import CLayered
 /// C sessions are not: a session is used by one thread at a time.  So the database keeps a small
 /// pool of C sessions behind a lock, and every operation borrows one for its duration.
 ///
-/// If the C core panics, the operation that triggered the panic throws ``LayeredError/panic(_:)``
+/// If the C core panics, the operation that triggered the panic throws ``LayeredError/panic``
 /// with the core's message, and so does every later operation: the process keeps running.
 ///
 /// The database closes when ``close()`` is called or when the last reference to it (including
@@ -37,12 +38,12 @@ public final class Database: @unchecked Sendable {
     ///   - configuration: the role, shared directory, drain, durability and auto-offload
     ///     settings.
     /// - Throws: ``LayeredError/EINVAL`` (an empty path, a setting out of range, a malformed
-    ///   failpoint), ``LayeredError/ENOENT`` (the home or its parent is missing and `create` is
-    ///   `false`, or the parent is missing), ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``,
-    ///   ``LayeredError/EROFS``, ``LayeredError/EBUSY`` (the home is open in this or another
+    ///   failpoint), ``LayeredError/ENOENT`` (the home is missing and
+    ///   ``Configuration/createIfMissing`` is `false`, or the parent is missing),
+    ///   ``LayeredError/ENOTDIR``, ``LayeredError/EACCES``, ``LayeredError/EROFS``, ``LayeredError/EBUSY`` (the home is open in this or another
     ///   process), ``LayeredError/corrupt`` (damaged metadata), ``LayeredError/ENOMEM``,
     ///   ``LayeredError/EIO``.
-    public init(path: String, configuration: Configuration = Configuration()) throws {
+    public init(path: String, configuration: Configuration = Configuration()) throws(LayeredError) {
         guard !path.contains("\0"), let failpoints = configuration.failpointList,
             !(configuration.sharedDirectory?.contains("\0") ?? false),
             let drainThreads = Int32(exactly: configuration.drainThreads),
@@ -52,7 +53,9 @@ public final class Database: @unchecked Sendable {
             throw LayeredError.EINVAL
         }
         self.path = path
-        callbacks = CallbackBox(messageHandler: configuration.messageHandler)
+        callbacks = CallbackBox(
+            home: path, logger: configuration.logger,
+            messageHandler: configuration.messageHandler)
         callbacksArgument = Unmanaged.passRetained(callbacks)
 
         var cfg = layered_config()
@@ -60,13 +63,13 @@ public final class Database: @unchecked Sendable {
         cfg.role = configuration.role.cValue
         cfg.drain_threads = drainThreads
         cfg.drain_policy = configuration.drainPolicy.cValue
-        cfg.sync = configuration.sync.cValue
-        cfg.create = configuration.create ? 1 : 0
+        cfg.sync = configuration.syncLevel.cValue
+        cfg.create = configuration.createIfMissing ? 1 : 0
         cfg.offload_idle_ms = offloadIdle
         cfg.maintenance_interval_ms = maintenanceInterval
         cfg.panic_handler = recordPanic
         cfg.panic_arg = callbacksArgument.toOpaque()
-        if configuration.messageHandler != nil {
+        if configuration.messageHandler != nil || configuration.logger != nil {
             cfg.message_handler = forwardMessage
             cfg.message_arg = callbacksArgument.toOpaque()
         }
@@ -103,7 +106,9 @@ public final class Database: @unchecked Sendable {
     /// Opens (and by default creates) the database in a home directory given as a file URL.
     ///
     /// See ``init(path:configuration:)`` for the errors.
-    public convenience init(url: URL, configuration: Configuration = Configuration()) throws {
+    public convenience init(url: URL, configuration: Configuration = Configuration())
+        throws(LayeredError)
+    {
         try self.init(path: url.path, configuration: configuration)
     }
 
@@ -121,8 +126,8 @@ public final class Database: @unchecked Sendable {
     /// throws ``LayeredError/EINVAL``.  Closing a closed database does nothing.
     /// - Throws: ``LayeredError/EIO`` or ``LayeredError/ENOSPC`` (a final flush failed; writes
     ///   under ``SyncLevel/buffered`` since the last checkpoint may be lost), or
-    ///   ``LayeredError/panic(_:)`` if the database had panicked.  Resources are freed either way.
-    public func close() throws {
+    ///   ``LayeredError/panic`` if the database had panicked.  Resources are freed either way.
+    public func close() throws(LayeredError) {
         guard let connection = gate.close() else { return }
         let code = layered_close(connection)
         callbacksArgument.release()
@@ -139,11 +144,11 @@ public final class Database: @unchecked Sendable {
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/EEXIST`` (the table
     ///   exists and `exclusive` is `true`), ``LayeredError/EBUSY`` (a table of that name is being
     ///   dropped), ``LayeredError/ENOSPC``, ``LayeredError/EIO``, ``LayeredError/EACCES``,
-    ///   ``LayeredError/panic(_:)``.
+    ///   ``LayeredError/panic``.
     @discardableResult
-    public func createTable(_ name: String, exclusive: Bool = true) throws -> Table {
+    public func createTable(_ name: String, exclusive: Bool = true) throws(LayeredError) -> Table {
         let uri = try Self.uri(for: name)
-        try withSession { session in
+        try withSession { session throws(LayeredError) in
             try check(
                 layered_create(session, uri, exclusive ? "exclusive=true" : "exclusive=false"))
         }
@@ -155,9 +160,9 @@ public final class Database: @unchecked Sendable {
     /// The handle holds no C resources: each operation on it opens a cursor for its own duration,
     /// so a handle never keeps the table from being dropped.
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
-    ///   table), ``LayeredError/panic(_:)``.
-    public func table(_ name: String) throws -> Table {
-        _ = try tableState(name)
+    ///   table), ``LayeredError/panic``.
+    public func table(named name: String) throws(LayeredError) -> Table {
+        _ = try state(ofTable: name)
         return Table(database: self, name: name, uri: try Self.uri(for: name))
     }
 
@@ -171,14 +176,14 @@ public final class Database: @unchecked Sendable {
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
     ///   table and not `force`), ``LayeredError/EBUSY`` (a cursor or a drain holds the table;
     ///   nothing changed; retry later), ``LayeredError/ENOSPC``, ``LayeredError/EIO``,
-    ///   ``LayeredError/panic(_:)``.
+    ///   ``LayeredError/panic``.
     public func dropTable(_ name: String, force: Bool = false, waitForCheckpoint: Bool = false)
-        throws
+        throws(LayeredError)
     {
         let uri = try Self.uri(for: name)
         let flags =
             (force ? LAYERED_DROP_FORCE : 0) | (waitForCheckpoint ? LAYERED_DROP_CHECKPOINT_WAIT : 0)
-        try withSession { session in
+        try withSession { session throws(LayeredError) in
             try check(layered_drop(session, uri, flags))
         }
     }
@@ -186,10 +191,10 @@ public final class Database: @unchecked Sendable {
     /// The lifecycle state of a table.
     ///
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
-    ///   table), ``LayeredError/panic(_:)``.
-    public func tableState(_ name: String) throws -> TableState {
+    ///   table), ``LayeredError/panic``.
+    public func state(ofTable name: String) throws(LayeredError) -> TableState {
         let uri = try Self.uri(for: name)
-        return try withSession { session in
+        return try withSession { session throws(LayeredError) in
             var state: Int32 = 0
             try check(
                 layered_table_state(session, uri, &state))
@@ -199,13 +204,13 @@ public final class Database: @unchecked Sendable {
 
     /// Every table, in name order, with its state.
     ///
-    /// - Throws: ``LayeredError/panic(_:)``.
-    public func tables() throws -> [(name: String, state: TableState)] {
+    /// - Throws: ``LayeredError/panic``.
+    public func tables() throws(LayeredError) -> [(name: String, state: TableState)] {
         final class Listing {
             var tables: [(name: String, state: TableState)] = []
         }
         let listing = Listing()
-        try withSession { session in
+        try withSession { session throws(LayeredError) in
             let code = withExtendedLifetime(listing) {
                 layered_list_tables(session, { argument, name, state in
                     let listing = Unmanaged<Listing>.fromOpaque(argument!).takeUnretainedValue()
@@ -221,15 +226,15 @@ public final class Database: @unchecked Sendable {
     // MARK: Lifecycle: archive, offload, unarchive
 
     /// Archives a table: it stays readable and writable, and becomes a candidate for
-    /// ``offload(_:)``, by hand or by the maintenance task (``Configuration/offloadIdle``).
+    /// ``offloadTable(_:)``, by hand or by the maintenance task (``Configuration/offloadIdle``).
     ///
     /// The metadata is durable before this returns.  Archiving an archived or offloaded table
     /// does nothing.
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
     ///   table), ``LayeredError/inProgress`` (an offload or restore of the table is under way;
     ///   retry), ``LayeredError/ENOSPC``, ``LayeredError/EIO`` (nothing changed),
-    ///   ``LayeredError/panic(_:)``.
-    public func archive(_ name: String) throws {
+    ///   ``LayeredError/panic``.
+    public func archiveTable(_ name: String) throws(LayeredError) {
         try lifecycle(name) { layered_archive($0, $1) }
     }
 
@@ -244,14 +249,14 @@ public final class Database: @unchecked Sendable {
     /// - Throws: ``LayeredError/EINVAL`` (a malformed name), ``LayeredError/ENOENT`` (no such
     ///   table), ``LayeredError/EAGAIN`` (an offload is taking the table; retry),
     ///   ``LayeredError/inProgress`` (another restore of the table is under way),
-    ///   ``LayeredError/ENOSPC``, ``LayeredError/EIO``, ``LayeredError/panic(_:)``.
-    public func unarchive(_ name: String) throws {
+    ///   ``LayeredError/ENOSPC``, ``LayeredError/EIO``, ``LayeredError/panic``.
+    public func unarchiveTable(_ name: String) throws(LayeredError) {
         try lifecycle(name) { layered_unarchive($0, $1) }
     }
 
     /// Offloads an archived table: closes its handles, removes its local state (its ingest
     /// constituent, which must be empty), keeps its stable data in the shared store and records
-    /// it as ``TableState/offloaded``.  ``unarchive(_:)`` brings it back.
+    /// it as ``TableState/offloaded``.  ``unarchiveTable(_:)`` brings it back.
     ///
     /// Rows written while the database is a follower sit in the ingest constituent until a
     /// step-up drains them; until then the offload throws ``LayeredError/EBUSY``.  Offloading an
@@ -261,17 +266,17 @@ public final class Database: @unchecked Sendable {
     ///   first), ``LayeredError/inProgress`` (an offload or restore of the table is under way),
     ///   ``LayeredError/EBUSY`` (a cursor or a drain holds the table, or its ingest holds rows not
     ///   yet drained; nothing changed), ``LayeredError/ENOSPC``, ``LayeredError/EIO``,
-    ///   ``LayeredError/panic(_:)``.
-    public func offload(_ name: String) throws {
+    ///   ``LayeredError/panic``.
+    public func offloadTable(_ name: String) throws(LayeredError) {
         try lifecycle(name) { layered_offload($0, $1) }
     }
 
     /// Runs one of the C lifecycle calls on a table with a borrowed session.
     private func lifecycle(
         _ name: String, _ call: (OpaquePointer, UnsafePointer<CChar>) -> Int32
-    ) throws {
+    ) throws(LayeredError) {
         let uri = try Self.uri(for: name)
-        try withSession { session in
+        try withSession { session throws(LayeredError) in
             try check(uri.withCString { call(session, $0) })
         }
     }
@@ -283,9 +288,9 @@ public final class Database: @unchecked Sendable {
     ///
     /// Blocks while a step-up runs.
     /// - Throws: ``LayeredError/ENOSPC``, ``LayeredError/EIO`` (nothing is published),
-    ///   ``LayeredError/panic(_:)``.
-    public func checkpoint() throws {
-        try withSession { session in
+    ///   ``LayeredError/panic``.
+    public func checkpoint() throws(LayeredError) {
+        try withSession { session throws(LayeredError) in
             try check(layered_checkpoint(session))
         }
     }
@@ -307,10 +312,10 @@ public final class Database: @unchecked Sendable {
     ///   calling task, with the final counts and ``StepUpProgress/isFinished`` set; after a
     ///   failed one it is not.
     /// - Returns: what the drain did.
-    /// - Throws: ``LayeredError/panic(_:)`` (the drain failed, or the database had panicked),
+    /// - Throws: ``LayeredError/panic`` (the drain failed, or the database had panicked),
     ///   ``LayeredError/EINVAL`` (the database is closed).  A worker thread that cannot be
     ///   started is not an error: the other threads do its share.
-    public func stepUp(progress: (@Sendable (StepUpProgress) -> Void)? = nil) async throws
+    public func stepUp(progress: (@Sendable (StepUpProgress) -> Void)? = nil) async throws(LayeredError)
         -> StepUpReport
     {
         let baseline = try statistics()
@@ -326,8 +331,9 @@ public final class Database: @unchecked Sendable {
         }
         let report: StepUpReport
         do {
-            report = try await onDedicatedThread(named: "layered-step-up") { [self] in
-                try perform { connection in
+            report = try await onDedicatedThread(named: "layered-step-up") {
+                [self] () throws(LayeredError) in
+                try perform { connection throws(LayeredError) in
                     var stats = layered_drain_stats()
                     try check(
                         layered_step_up(connection, &stats))
@@ -347,23 +353,23 @@ public final class Database: @unchecked Sendable {
     ///
     /// Waits for writes in progress, and for a running step-up or checkpoint.  Stepping down a
     /// follower does nothing.
-    /// - Throws: ``LayeredError/panic(_:)``.
-    public func stepDown() throws {
-        try perform { connection in
+    /// - Throws: ``LayeredError/panic``.
+    public func stepDown() throws(LayeredError) {
+        try perform { connection throws(LayeredError) in
             try check(layered_step_down(connection))
         }
     }
 
     /// The database's current role.
     public var role: Role {
-        get throws { try statistics().role }
+        get throws(LayeredError) { try statistics().role }
     }
 
-    /// The database's statistics.  Works after a panic (``Statistics/isPanicked`` is set).
+    /// The database's statistics.  Works after a panic (``Statistics/hasPanicked`` is set).
     ///
     /// - Throws: ``LayeredError/EINVAL`` if the database has been closed.
-    public func statistics() throws -> Statistics {
-        try perform { connection in
+    public func statistics() throws(LayeredError) -> Statistics {
+        try perform { connection throws(LayeredError) in
             var stats = layered_conn_stats()
             try check(layered_stats(connection, &stats))
             return Statistics(stats)
@@ -385,9 +391,11 @@ public final class Database: @unchecked Sendable {
     /// failpoint resets its hit count.  Works after a panic.
     /// - Throws: ``LayeredError/EINVAL`` (a bad name or action), ``LayeredError/ENOMEM`` (too
     ///   many failpoints).
-    public func setFailpoint(_ name: String, _ action: String) throws {
-        guard !name.contains("\0"), !action.contains("\0") else { throw LayeredError.EINVAL }
-        try perform { connection in
+    public func setFailpoint(_ name: String, to action: String) throws(LayeredError) {
+        guard !name.contains("\0"), !action.contains("\0") else {
+            throw Self.nulByte("a failpoint name or action")
+        }
+        try perform { connection throws(LayeredError) in
             try check(layered_failpoint_set(connection, name, action))
         }
         gate.noteFailpoint(name, armed: action != "off")
@@ -400,12 +408,15 @@ public final class Database: @unchecked Sendable {
     ///   - name: the failpoint.
     ///   - timeout: how long to wait at most.  Default 30 seconds.
     /// - Throws: ``LayeredError/ETIMEDOUT``, ``LayeredError/EINVAL`` (an unknown failpoint).
-    public func waitForFailpoint(_ name: String, timeout: Duration = .seconds(30)) async throws {
-        guard !name.contains("\0") else { throw LayeredError.EINVAL }
+    public func waitForFailpoint(_ name: String, timeout: Duration = .seconds(30))
+        async throws(LayeredError)
+    {
+        guard !name.contains("\0") else { throw Self.nulByte("a failpoint name") }
         let (seconds, attoseconds) = timeout.components
         let milliseconds = max(0, min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000))
-        try await onDedicatedThread(named: "layered-failpoint-wait") { [self] in
-            try perform { connection in
+        try await onDedicatedThread(named: "layered-failpoint-wait") {
+            [self] () throws(LayeredError) in
+            try perform { connection throws(LayeredError) in
                 try check(layered_failpoint_wait(connection, name, Int32(milliseconds)))
             }
         }
@@ -415,12 +426,22 @@ public final class Database: @unchecked Sendable {
 
     /// "layered:NAME" for a table name.  The C core validates NAME; a NUL byte is rejected here
     /// because C would silently cut the name at it.
-    static func uri(for name: String) throws -> String {
-        guard !name.contains("\0") else { throw LayeredError.EINVAL }
+    static func uri(for name: String) throws(LayeredError) -> String {
+        guard !name.contains("\0") else { throw nulByte("a table name") }
         return "layered:" + name
     }
 
-    /// The message of this database's panic, for ``LayeredError/panic(_:)``.
+    /// `EINVAL` for an operation on a closed database or on a handle of one.
+    static var closed: LayeredError {
+        LayeredError(code: LayeredError.EINVAL.code, message: "the database is closed")
+    }
+
+    /// `EINVAL` for a string that C would cut short at a NUL byte.
+    static func nulByte(_ what: String) -> LayeredError {
+        LayeredError(code: LayeredError.EINVAL.code, message: "\(what) contains a NUL byte")
+    }
+
+    /// The message of this database's panic, for ``LayeredError/panic``.
     func panicMessage() -> String { callbacks.panicMessage() }
 
     /// Throws the error for a C return code, carrying this database's panic message; returns if
@@ -432,22 +453,28 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` with the C connection, counted as an operation in progress so that
     /// ``close()`` waits for it.
     /// - Throws: ``LayeredError/EINVAL`` if the database is closed, or what `body` throws.
-    func perform<Result>(_ body: (OpaquePointer) throws -> Result) throws -> Result {
-        guard let connection = gate.enter() else { throw LayeredError.EINVAL }
+    func perform<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
+        guard let connection = gate.enter() else { throw Self.closed }
         defer { gate.leave() }
         return try body(connection)
     }
 
     /// Runs `body`, if the database is open, like ``perform(_:)``; returns `nil` if it is closed.
-    func performIfOpen<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result? {
+    func performIfOpen<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result? {
         guard let connection = gate.enter() else { return nil }
         defer { gate.leave() }
         return try body(connection)
     }
 
     /// Runs `body` with a C session borrowed from the pool for the call.
-    func withSession<Result>(_ body: (OpaquePointer) throws -> Result) throws -> Result {
-        try perform { connection in
+    func withSession<Result>(
+        _ body: (OpaquePointer) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
+        try perform { connection throws(LayeredError) in
             let session = try takeSession(connection)
             defer { gate.returnSession(session) }
             return try body(session)
@@ -456,7 +483,7 @@ public final class Database: @unchecked Sendable {
 
     /// Takes a C session from the pool (or opens one) for exclusive use; give it back with
     /// ``returnSession(_:)``.  Call inside ``perform(_:)``.
-    func takeSession(_ connection: OpaquePointer) throws -> OpaquePointer {
+    func takeSession(_ connection: OpaquePointer) throws(LayeredError) -> OpaquePointer {
         if let session = gate.takeIdleSession() { return session }
         var session: OpaquePointer?
         try check(
@@ -560,15 +587,38 @@ private final class ConnectionGate: @unchecked Sendable {
 /// What the C core reports through its callbacks: the panic message and the library's
 /// messages.  Passed to C as a retained pointer that outlives the connection.
 private final class CallbackBox: Sendable {
-    let messageHandler: (@Sendable (String) -> Void)?
+    private let logger: Logger?
+    private let messageHandler: (@Sendable (String) -> Void)?
     private let panic = Mutex<String?>(nil)
 
-    init(messageHandler: (@Sendable (String) -> Void)?) {
+    init(home: String, logger: Logger?, messageHandler: (@Sendable (String) -> Void)?) {
+        self.logger = logger.map { logger in
+            var logger = logger
+            logger[metadataKey: "layered.home"] = .string(home)
+            return logger
+        }
         self.messageHandler = messageHandler
     }
 
+    /// A message of the C core, to the logger and the handler.  The C core calls this with its
+    /// locks held, from any thread: neither may call into the library (the documentation of
+    /// ``Configuration/logger`` says so), and `Logger` takes no lock of ours.
+    func forward(_ message: String) {
+        logger?.log(level: LibraryMessage.level(of: message), "\(message)")
+        messageHandler?(message)
+    }
+
+    /// Keeps the first panic's message and logs it at `critical`.  The C core calls this once,
+    /// with its locks held.
     func recordPanic(_ message: String) {
-        panic.withLock { if $0 == nil { $0 = message } }
+        let isFirst = panic.withLock { recorded in
+            guard recorded == nil else { return false }
+            recorded = message
+            return true
+        }
+        if isFirst {
+            logger?.critical("panic: \(message)")
+        }
     }
 
     /// The recorded panic message.  The C core marks the connection panicked a moment before it
@@ -594,14 +644,14 @@ private func recordPanic(
 
 private func forwardMessage(_ argument: UnsafeMutableRawPointer?, _ message: UnsafePointer<CChar>?) {
     let box = Unmanaged<CallbackBox>.fromOpaque(argument!).takeUnretainedValue()
-    box.messageHandler?(message.map { String(cString: $0) } ?? "")
+    box.forward(message.map { String(cString: $0) } ?? "")
 }
 
 private func withOptionalCString<Result>(
-    _ string: String?, _ body: (UnsafePointer<CChar>?) throws -> Result
-) rethrows -> Result {
-    guard let string else { return try body(nil) }
-    return try string.withCString { try body($0) }
+    _ string: String?, _ body: (UnsafePointer<CChar>?) -> Result
+) -> Result {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
 }
 
 /// Calls a function at an interval on a thread of its own until stopped; ``stop()`` returns once
@@ -634,13 +684,15 @@ private final class ProgressPoller: Sendable {
 /// Runs a blocking call on a new thread and resumes the caller when it returns, so that Swift's
 /// cooperative pool (one thread per core) is never blocked by a long C call.
 func onDedicatedThread<Result: Sendable>(
-    named name: String, _ body: @escaping @Sendable () throws -> Result
-) async throws -> Result {
-    try await withCheckedThrowingContinuation { continuation in
+    named name: String, _ body: @escaping @Sendable () throws(LayeredError) -> Result
+) async throws(LayeredError) -> Result {
+    let result = await withCheckedContinuation {
+        (continuation: CheckedContinuation<Swift.Result<Result, LayeredError>, Never>) in
         let thread = Thread {
-            continuation.resume(with: Swift.Result { try body() })
+            continuation.resume(returning: Swift.Result { () throws(LayeredError) in try body() })
         }
         thread.name = name
         thread.start()
     }
+    return try result.get()
 }

@@ -5,181 +5,189 @@ internal import Musl
 #endif
 internal import CLayered
 
-/// An error reported by Layered.
+/// An error reported by Layered: the C return code, and a message that says what went wrong.
 ///
-/// Every C return code has a case here: the library's own codes (negative in C) have descriptive
-/// names, and `errno` values (positive in C) use their `Errno`-style names, so both read naturally
-/// in `catch` patterns:
+/// Like swift-system's `Errno`, this is a struct, not an enum: a code that a later version of the
+/// C library adds is still a `LayeredError`, with its C value in ``code``, and never breaks a
+/// caller's `switch`.  Each C code has a static member: the library's own codes (negative in C)
+/// have descriptive names, `errno` values (positive in C) their C names.  Both work in `catch`
+/// clauses and `switch` cases, which compare codes:
 ///
 /// ```swift
 /// do {
 ///     try database.dropTable("orders")
 /// } catch LayeredError.EBUSY {
 ///     // a cursor or a drain holds the table: retry later
-/// } catch LayeredError.panic(let message) {
-///     // the database no longer serves requests
+/// } catch LayeredError.panic {
+///     // the database no longer serves requests; `error.message` says why
 /// }
 /// ```
 ///
-/// ``description`` is the text of `layered_strerror`.
-public enum LayeredError: Error, Hashable, Sendable {
-    /// `LAYERED_NOTFOUND`: the key was not found, or a cursor ran off the end of the table.
-    case notFound
-    /// `LAYERED_PANIC`: the database has panicked and no longer serves requests.
-    ///
-    /// The associated message is the one the C core reported with the first panic; every call made
-    /// on the database after it throws the same message.
-    case panic(String)
-    /// `LAYERED_CORRUPT`: a file is damaged somewhere other than a torn tail.
-    case corrupt
-    /// `LAYERED_NOT_ARCHIVED`: an offload found that the table is no longer archived: an
-    /// unarchive came first.
-    case notArchived
-    /// `LAYERED_IN_PROGRESS`: an offload or a restore of the table is already under way; retry
-    /// once it has finished.
-    case inProgress
-
-    /// `EPERM`: the operation is not permitted.
-    case EPERM
-    /// `ENOENT`: no such table, file or directory.
-    case ENOENT
-    /// `EINTR`: a system call was interrupted.
-    case EINTR
-    /// `EIO`: an input/output error.
-    case EIO
-    /// `EBADF`: a bad file descriptor.
-    case EBADF
-    /// `EAGAIN`: a resource is temporarily unavailable: threads could not be started, or an
-    /// unarchive met an offload that had already taken the table (retry: the retry restores it).
-    case EAGAIN
-    /// `ENOMEM`: out of memory.
-    case ENOMEM
-    /// `EACCES`: permission denied.
-    case EACCES
-    /// `EBUSY`: a cursor, a drain, an offload or another process holds the resource, or an
-    /// offload found rows not yet drained; retry later.
-    case EBUSY
-    /// `EEXIST`: the table already exists.
-    case EEXIST
-    /// `EXDEV`: a cross-device link.
-    case EXDEV
-    /// `ENOTDIR`: a path component is not a directory.
-    case ENOTDIR
-    /// `EISDIR`: the path is a directory.
-    case EISDIR
-    /// `EINVAL`: an invalid argument: a malformed table name, an empty or oversized key, a value
-    /// out of range, or a handle whose database has been closed.
-    case EINVAL
-    /// `ENFILE`: too many open files in the system.
-    case ENFILE
-    /// `EMFILE`: too many open files in the process.
-    case EMFILE
-    /// `EFBIG`: a file is too large.
-    case EFBIG
-    /// `ENOSPC`: no space left on the device.
-    case ENOSPC
-    /// `EROFS`: the file system is read-only.
-    case EROFS
-    /// `ERANGE`: a result is out of range.
-    case ERANGE
-    /// `EDEADLK`: the operation would deadlock.
-    case EDEADLK
-    /// `ENAMETOOLONG`: a file name is too long.
-    case ENAMETOOLONG
-    /// `ENOTEMPTY`: a directory is not empty.
-    case ENOTEMPTY
-    /// `ELOOP`: too many symbolic links.
-    case ELOOP
-    /// `EOVERFLOW`: a value is too large for its data type.
-    case EOVERFLOW
-    /// `ENOTSUP`: the operation is not supported (for example, writing through a read-only
-    /// cursor).
-    case ENOTSUP
-    /// `ETIMEDOUT`: a wait timed out.
-    case ETIMEDOUT
-    /// `EDQUOT`: the disk quota is exceeded.
-    case EDQUOT
-
-    /// A code this version of the Swift layer has no name for: its C value.
-    case unknown(Int32)
-
-    /// The named codes, for mapping a C value to its case.  Every case but ``panic(_:)`` and
-    /// ``unknown(_:)`` is listed exactly once.
-    static let named: [LayeredError] = [
-        .notFound, .corrupt, .notArchived, .inProgress,
-        .EPERM, .ENOENT, .EINTR, .EIO, .EBADF, .EAGAIN, .ENOMEM, .EACCES, .EBUSY, .EEXIST, .EXDEV,
-        .ENOTDIR, .EISDIR, .EINVAL, .ENFILE, .EMFILE, .EFBIG, .ENOSPC, .EROFS, .ERANGE, .EDEADLK,
-        .ENAMETOOLONG, .ENOTEMPTY, .ELOOP, .EOVERFLOW, .ENOTSUP, .ETIMEDOUT, .EDQUOT,
-    ]
-
-    private static let byCode: [Int32: LayeredError] = Dictionary(
-        uniqueKeysWithValues: named.map { ($0.code, $0) })
+/// ```swift
+/// do {
+///     try table.put(key, value)
+/// } catch {                       // `error` is a LayeredError: `put` throws nothing else
+///     switch error {
+///     case .ENOSPC, .EDQUOT: pauseWriters()
+///     case .panic: restart(reason: error.message)
+///     default: throw error
+///     }
+/// }
+/// ```
+///
+/// In a function, a `do` whose calls all throw `LayeredError` catches a `LayeredError`; inside a
+/// closure, write `do throws(LayeredError)` for the same.  `catch LayeredError.EBUSY` and
+/// `case .EBUSY:` match either way: ``~=(_:_:)-(_,Error)`` compares the code of any
+/// error that is a `LayeredError`.
+///
+/// Two errors are equal, and hash alike, when their codes are equal: the message is context,
+/// not identity.
+public struct LayeredError: Error, Hashable, Sendable {
+    /// The C return code: a positive `errno` value or a negative `LAYERED_*` code.
+    public let code: Int32
+    /// What went wrong.  For ``panic``, the message the C core reported with the database's first
+    /// panic (every later call throws the same one); for the other codes, the text of
+    /// `layered_strerror`, or a more precise sentence where the Swift layer knows one (a closed
+    /// database, a name with a NUL byte).
+    public let message: String
 
     /// Creates the error for a non-zero C return code.
     ///
-    /// `LAYERED_PANIC` becomes ``panic(_:)`` with `panicMessage`; a code without a name becomes
-    /// ``unknown(_:)``.
     /// - Parameters:
     ///   - code: a positive `errno` value or a negative `LAYERED_*` code.
-    ///   - panicMessage: the message for `LAYERED_PANIC`.
-    public init(code: Int32, panicMessage: String = "") {
-        if code == LAYERED_PANIC {
-            self = .panic(panicMessage)
+    ///   - message: what went wrong; `nil` or empty: the text of `layered_strerror(code)`.
+    public init(code: Int32, message: String? = nil) {
+        self.code = code
+        if let message, !message.isEmpty {
+            self.message = message
         } else {
-            self = Self.byCode[code] ?? .unknown(code)
+            self.message = Self.text(of: code)
         }
     }
 
-    /// The C value of this error: a positive `errno` value or a negative `LAYERED_*` code.
-    public var code: Int32 {
-        switch self {
-        case .notFound: LAYERED_NOTFOUND
-        case .panic: LAYERED_PANIC
-        case .corrupt: LAYERED_CORRUPT
-        case .notArchived: LAYERED_NOT_ARCHIVED
-        case .inProgress: LAYERED_IN_PROGRESS
-        case .EPERM: Glibc.EPERM
-        case .ENOENT: Glibc.ENOENT
-        case .EINTR: Glibc.EINTR
-        case .EIO: Glibc.EIO
-        case .EBADF: Glibc.EBADF
-        case .EAGAIN: Glibc.EAGAIN
-        case .ENOMEM: Glibc.ENOMEM
-        case .EACCES: Glibc.EACCES
-        case .EBUSY: Glibc.EBUSY
-        case .EEXIST: Glibc.EEXIST
-        case .EXDEV: Glibc.EXDEV
-        case .ENOTDIR: Glibc.ENOTDIR
-        case .EISDIR: Glibc.EISDIR
-        case .EINVAL: Glibc.EINVAL
-        case .ENFILE: Glibc.ENFILE
-        case .EMFILE: Glibc.EMFILE
-        case .EFBIG: Glibc.EFBIG
-        case .ENOSPC: Glibc.ENOSPC
-        case .EROFS: Glibc.EROFS
-        case .ERANGE: Glibc.ERANGE
-        case .EDEADLK: Glibc.EDEADLK
-        case .ENAMETOOLONG: Glibc.ENAMETOOLONG
-        case .ENOTEMPTY: Glibc.ENOTEMPTY
-        case .ELOOP: Glibc.ELOOP
-        case .EOVERFLOW: Glibc.EOVERFLOW
-        case .ENOTSUP: Glibc.ENOTSUP
-        case .ETIMEDOUT: Glibc.ETIMEDOUT
-        case .EDQUOT: Glibc.EDQUOT
-        case .unknown(let code): code
-        }
+    /// Whether the code is one of the library's own (`LAYERED_*`, negative) rather than an
+    /// `errno` value.
+    public var isLibraryCode: Bool { code < 0 }
+
+    /// Whether two errors have the same code; their messages may differ.
+    public static func == (lhs: LayeredError, rhs: LayeredError) -> Bool {
+        lhs.code == rhs.code
+    }
+
+    /// Hashes the code only, as ``==(_:_:)`` compares it only.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+    }
+
+    /// Matches any error that is a `LayeredError` with the pattern's code, so that
+    /// `catch LayeredError.EBUSY` works where the thrown type is `any Error`.
+    public static func ~= (pattern: LayeredError, value: any Error) -> Bool {
+        (value as? LayeredError)?.code == pattern.code
+    }
+
+    /// Matches an error with the pattern's code: `case .EBUSY:` in a `switch` over an error.
+    public static func ~= (pattern: LayeredError, value: LayeredError) -> Bool {
+        pattern.code == value.code
+    }
+
+    /// The text of `layered_strerror` for a code.
+    static func text(of code: Int32) -> String {
+        String(cString: layered_strerror(code))
+    }
+
+    /// `LAYERED_NOTFOUND`: the key was not found, or a cursor ran off the end of the table.
+    public static var notFound: LayeredError { LayeredError(code: LAYERED_NOTFOUND) }
+    /// `LAYERED_PANIC`: the database has panicked and no longer serves requests.
+    ///
+    /// ``message`` is the one the C core reported with the first panic; every call made on the
+    /// database after it throws the same message.
+    public static var panic: LayeredError { LayeredError(code: LAYERED_PANIC) }
+    /// `LAYERED_CORRUPT`: a file is damaged somewhere other than a torn tail.
+    public static var corrupt: LayeredError { LayeredError(code: LAYERED_CORRUPT) }
+    /// `LAYERED_NOT_ARCHIVED`: an offload found that the table is no longer archived: an
+    /// unarchive came first.
+    public static var notArchived: LayeredError { LayeredError(code: LAYERED_NOT_ARCHIVED) }
+    /// `LAYERED_IN_PROGRESS`: an offload or a restore of the table is already under way; retry
+    /// once it has finished.
+    public static var inProgress: LayeredError { LayeredError(code: LAYERED_IN_PROGRESS) }
+
+    /// `EPERM`: the operation is not permitted.
+    public static var EPERM: LayeredError { LayeredError(code: Glibc.EPERM) }
+    /// `ENOENT`: no such table, file or directory.
+    public static var ENOENT: LayeredError { LayeredError(code: Glibc.ENOENT) }
+    /// `EINTR`: a system call was interrupted.
+    public static var EINTR: LayeredError { LayeredError(code: Glibc.EINTR) }
+    /// `EIO`: an input/output error.
+    public static var EIO: LayeredError { LayeredError(code: Glibc.EIO) }
+    /// `EBADF`: a bad file descriptor.
+    public static var EBADF: LayeredError { LayeredError(code: Glibc.EBADF) }
+    /// `EAGAIN`: a resource is temporarily unavailable: threads could not be started, or an
+    /// unarchive met an offload that had already taken the table (retry: the retry restores it).
+    public static var EAGAIN: LayeredError { LayeredError(code: Glibc.EAGAIN) }
+    /// `ENOMEM`: out of memory.
+    public static var ENOMEM: LayeredError { LayeredError(code: Glibc.ENOMEM) }
+    /// `EACCES`: permission denied.
+    public static var EACCES: LayeredError { LayeredError(code: Glibc.EACCES) }
+    /// `EBUSY`: a cursor, a drain, an offload or another process holds the resource, or an
+    /// offload found rows not yet drained; retry later.
+    public static var EBUSY: LayeredError { LayeredError(code: Glibc.EBUSY) }
+    /// `EEXIST`: the table already exists.
+    public static var EEXIST: LayeredError { LayeredError(code: Glibc.EEXIST) }
+    /// `EXDEV`: a cross-device link.
+    public static var EXDEV: LayeredError { LayeredError(code: Glibc.EXDEV) }
+    /// `ENOTDIR`: a path component is not a directory.
+    public static var ENOTDIR: LayeredError { LayeredError(code: Glibc.ENOTDIR) }
+    /// `EISDIR`: the path is a directory.
+    public static var EISDIR: LayeredError { LayeredError(code: Glibc.EISDIR) }
+    /// `EINVAL`: an invalid argument: a malformed table name, an empty or oversized key, a value
+    /// out of range, or a handle whose database has been closed.
+    public static var EINVAL: LayeredError { LayeredError(code: Glibc.EINVAL) }
+    /// `ENFILE`: too many open files in the system.
+    public static var ENFILE: LayeredError { LayeredError(code: Glibc.ENFILE) }
+    /// `EMFILE`: too many open files in the process.
+    public static var EMFILE: LayeredError { LayeredError(code: Glibc.EMFILE) }
+    /// `EFBIG`: a file is too large.
+    public static var EFBIG: LayeredError { LayeredError(code: Glibc.EFBIG) }
+    /// `ENOSPC`: no space left on the device.
+    public static var ENOSPC: LayeredError { LayeredError(code: Glibc.ENOSPC) }
+    /// `EROFS`: the file system is read-only.
+    public static var EROFS: LayeredError { LayeredError(code: Glibc.EROFS) }
+    /// `ERANGE`: a result is out of range.
+    public static var ERANGE: LayeredError { LayeredError(code: Glibc.ERANGE) }
+    /// `EDEADLK`: the operation would deadlock.
+    public static var EDEADLK: LayeredError { LayeredError(code: Glibc.EDEADLK) }
+    /// `ENAMETOOLONG`: a file name is too long.
+    public static var ENAMETOOLONG: LayeredError { LayeredError(code: Glibc.ENAMETOOLONG) }
+    /// `ENOTEMPTY`: a directory is not empty.
+    public static var ENOTEMPTY: LayeredError { LayeredError(code: Glibc.ENOTEMPTY) }
+    /// `ELOOP`: too many symbolic links.
+    public static var ELOOP: LayeredError { LayeredError(code: Glibc.ELOOP) }
+    /// `EOVERFLOW`: a value is too large for its data type.
+    public static var EOVERFLOW: LayeredError { LayeredError(code: Glibc.EOVERFLOW) }
+    /// `ENOTSUP`: the operation is not supported (for example, writing through a read-only
+    /// cursor).
+    public static var ENOTSUP: LayeredError { LayeredError(code: Glibc.ENOTSUP) }
+    /// `ETIMEDOUT`: a wait timed out.
+    public static var ETIMEDOUT: LayeredError { LayeredError(code: Glibc.ETIMEDOUT) }
+    /// `EDQUOT`: the disk quota is exceeded.
+    public static var EDQUOT: LayeredError { LayeredError(code: Glibc.EDQUOT) }
+
+    /// Every code with a static member but ``panic``, for tests that check them against C.
+    static var named: [LayeredError] {
+        [
+            .notFound, .corrupt, .notArchived, .inProgress, .EPERM, .ENOENT, .EINTR, .EIO, .EBADF,
+            .EAGAIN, .ENOMEM, .EACCES, .EBUSY, .EEXIST, .EXDEV, .ENOTDIR, .EISDIR, .EINVAL, .ENFILE,
+            .EMFILE, .EFBIG, .ENOSPC, .EROFS, .ERANGE, .EDEADLK, .ENAMETOOLONG, .ENOTEMPTY, .ELOOP,
+            .EOVERFLOW, .ENOTSUP, .ETIMEDOUT, .EDQUOT,
+        ]
     }
 }
 
 extension LayeredError: CustomStringConvertible {
-    /// The description `layered_strerror` gives for ``code``, followed by the panic message for
-    /// ``panic(_:)``.
+    /// The text of `layered_strerror` for ``code``, followed by ``message`` when it says more.
     public var description: String {
-        let text = String(cString: layered_strerror(code))
-        if case .panic(let message) = self, !message.isEmpty {
-            return "\(text): \(message)"
-        }
-        return text
+        let text = Self.text(of: code)
+        return message == text ? text : "\(text): \(message)"
     }
 }
 
@@ -193,5 +201,5 @@ extension LayeredError: CustomStringConvertible {
 @inline(__always)
 func check(_ code: Int32, panicMessage: @autoclosure () -> String = "") throws(LayeredError) {
     guard code != 0 else { return }
-    throw LayeredError(code: code, panicMessage: code == LAYERED_PANIC ? panicMessage() : "")
+    throw LayeredError(code: code, message: code == LAYERED_PANIC ? panicMessage() : nil)
 }

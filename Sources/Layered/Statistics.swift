@@ -12,17 +12,17 @@ public struct Statistics: Sendable, Hashable {
     /// The current role.
     public var role: Role
     /// Whether the database has panicked.
-    public var isPanicked: Bool
+    public var hasPanicked: Bool
     /// The highest log sequence number handed out so far.
     public var lsn: UInt64
     /// Tables that exist now.
-    public var tables: UInt64
+    public var tableCount: UInt64
     /// Successful table creations.
-    public var creates: UInt64
+    public var tablesCreated: UInt64
     /// Drops that removed a table.
-    public var drops: UInt64
+    public var tablesDropped: UInt64
     /// Drops that threw ``LayeredError/EBUSY``.
-    public var dropBusy: UInt64
+    public var busyDrops: UInt64
     /// Successful checkpoints.
     public var checkpoints: UInt64
     /// Files compacted by checkpoints.
@@ -40,9 +40,9 @@ public struct Statistics: Sendable, Hashable {
     /// Key and value bytes copied by drains.
     public var bytesDrained: UInt64
     /// Successful puts.
-    public var inserts: UInt64
+    public var puts: UInt64
     /// Successful removes.
-    public var removes: UInt64
+    public var removals: UInt64
     /// Tables archived (archiving an archived or offloaded table again is not counted).
     public var archives: UInt64
     /// Tables unarchived, restores from the shared store included.
@@ -62,12 +62,12 @@ public struct Statistics: Sendable, Hashable {
         databaseSize = stats.database_size
         stableCheckpointBytes = stats.stable_checkpoint_bytes
         role = Role(cValue: stats.role)
-        isPanicked = stats.panicked != 0
+        hasPanicked = stats.panicked != 0
         lsn = stats.lsn
-        tables = stats.tables
-        creates = stats.creates
-        drops = stats.drops
-        dropBusy = stats.drop_busy
+        tableCount = stats.tables
+        tablesCreated = stats.creates
+        tablesDropped = stats.drops
+        busyDrops = stats.drop_busy
         checkpoints = stats.checkpoints
         compactions = stats.compactions
         stepUps = stats.step_ups
@@ -76,8 +76,8 @@ public struct Statistics: Sendable, Hashable {
         tablesSkipped = stats.tables_skipped
         rowsDrained = stats.rows_drained
         bytesDrained = stats.bytes_drained
-        inserts = stats.inserts
-        removes = stats.removes
+        puts = stats.inserts
+        removals = stats.removes
         archives = stats.archives
         unarchives = stats.unarchives
         restores = stats.restores
@@ -161,7 +161,7 @@ public enum TableState: Sendable, Hashable {
     /// (`LAYERED_TABLE_ARCHIVED`).
     case archived
     /// Offloaded: its local state is gone; its stable data is kept in the shared store and
-    /// ``Database/unarchive(_:)`` brings it back (`LAYERED_TABLE_OFFLOADED`).  It cannot be read
+    /// ``Database/unarchiveTable(_:)`` brings it back (`LAYERED_TABLE_OFFLOADED`).  It cannot be read
     /// or written until then.
     case offloaded
     /// Being offloaded or dropped; irreversible (`LAYERED_TABLE_STOPPING`).

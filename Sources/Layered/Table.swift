@@ -9,7 +9,7 @@ internal import CLayered
 /// them between tasks, compare them.
 ///
 /// ```swift
-/// let users = try database.table("users")
+/// let users = try database.table(named: "users")
 /// try users.put("alice", "admin")
 /// let role = try users.get("alice", as: String.self)     // "admin"
 /// for (key, value) in users.entries(from: "a", before: "b") { … }
@@ -47,11 +47,11 @@ public struct Table: Sendable, Hashable {
     /// - Returns: the value, or `nil` if the table has no such key.
     /// - Throws: ``LayeredError/EINVAL`` (an empty or oversized key), ``LayeredError/ENOENT``
     ///   (the table no longer exists), ``LayeredError/corrupt``, ``LayeredError/EIO``,
-    ///   ``LayeredError/panic(_:)``.
+    ///   ``LayeredError/panic``.
     public func get<Value: ByteString>(_ key: some ByteString, as type: Value.Type = [UInt8].self)
-        throws -> Value?
+        throws(LayeredError) -> Value?
     {
-        try withCursor { cursor in
+        try withCursor { cursor throws(LayeredError) in
             guard try cursor.search(key) else { return nil }
             return try cursor.value(as: type)
         }
@@ -60,8 +60,8 @@ public struct Table: Sendable, Hashable {
     /// Whether the table has a key.
     ///
     /// - Throws: as ``get(_:as:)``.
-    public func contains(_ key: some ByteString) throws -> Bool {
-        try withCursor { try $0.search(key) }
+    public func contains(_ key: some ByteString) throws(LayeredError) -> Bool {
+        try withCursor { cursor throws(LayeredError) in try cursor.search(key) }
     }
 
     /// Inserts or overwrites a key.
@@ -73,9 +73,9 @@ public struct Table: Sendable, Hashable {
     ///   - value: 0 to 256 MiB.
     /// - Throws: ``LayeredError/EINVAL`` (an empty or oversized key, an oversized value),
     ///   ``LayeredError/ENOENT`` (the table no longer exists), ``LayeredError/ENOSPC``,
-    ///   ``LayeredError/EIO`` (nothing was written), ``LayeredError/panic(_:)``.
-    public func put(_ key: some ByteString, _ value: some ByteString) throws {
-        try withCursor { try $0.put(key, value) }
+    ///   ``LayeredError/EIO`` (nothing was written), ``LayeredError/panic``.
+    public func put(_ key: some ByteString, _ value: some ByteString) throws(LayeredError) {
+        try withCursor { cursor throws(LayeredError) in try cursor.put(key, value) }
     }
 
     /// Removes a key.
@@ -83,8 +83,8 @@ public struct Table: Sendable, Hashable {
     /// - Returns: whether the key existed.
     /// - Throws: as ``put(_:_:)``.
     @discardableResult
-    public func remove(_ key: some ByteString) throws -> Bool {
-        try withCursor { try $0.remove(key) }
+    public func remove(_ key: some ByteString) throws(LayeredError) -> Bool {
+        try withCursor { cursor throws(LayeredError) in try cursor.remove(key) }
     }
 
     /// The table's entries in key order, optionally within bounds.
@@ -103,42 +103,44 @@ public struct Table: Sendable, Hashable {
     /// Opens a cursor for explicit positioning.  The cursor holds the table's read lock until it
     /// is closed or discarded.
     ///
-    /// - Throws: as ``Cursor/init(table:)``.
-    public func makeCursor() throws -> Cursor {
+    /// - Throws: as ``Cursor/init(table:constituent:)``.
+    public func makeCursor() throws(LayeredError) -> Cursor {
         try Cursor(table: self)
     }
 
     /// The table's lifecycle state.
     ///
     /// - Throws: ``LayeredError/ENOENT`` (the table no longer exists),
-    ///   ``LayeredError/panic(_:)``.
+    ///   ``LayeredError/panic``.
     public var state: TableState {
-        get throws { try database.tableState(name) }
+        get throws(LayeredError) { try database.state(ofTable: name) }
     }
 
     /// Drops the table; see ``Database/dropTable(_:force:waitForCheckpoint:)``.
-    public func drop(force: Bool = false, waitForCheckpoint: Bool = false) throws {
+    public func drop(force: Bool = false, waitForCheckpoint: Bool = false) throws(LayeredError) {
         try database.dropTable(name, force: force, waitForCheckpoint: waitForCheckpoint)
     }
 
-    /// Archives the table; see ``Database/archive(_:)``.
-    public func archive() throws {
-        try database.archive(name)
+    /// Archives the table; see ``Database/archiveTable(_:)``.
+    public func archive() throws(LayeredError) {
+        try database.archiveTable(name)
     }
 
     /// Unarchives the table, restoring it from the shared store if it was offloaded; see
-    /// ``Database/unarchive(_:)``.
-    public func unarchive() throws {
-        try database.unarchive(name)
+    /// ``Database/unarchiveTable(_:)``.
+    public func unarchive() throws(LayeredError) {
+        try database.unarchiveTable(name)
     }
 
-    /// Offloads the archived table; see ``Database/offload(_:)``.
-    public func offload() throws {
-        try database.offload(name)
+    /// Offloads the archived table; see ``Database/offloadTable(_:)``.
+    public func offload() throws(LayeredError) {
+        try database.offloadTable(name)
     }
 
     /// Runs `body` with a cursor opened for the call and closed before returning.
-    private func withCursor<Result>(_ body: (Cursor) throws -> Result) throws -> Result {
+    private func withCursor<Result>(
+        _ body: (Cursor) throws(LayeredError) -> Result
+    ) throws(LayeredError) -> Result {
         let cursor = try Cursor(table: self)
         defer { try? cursor.close() }
         return try body(cursor)
@@ -204,7 +206,7 @@ public struct Entries: Sequence, Sendable {
                     let cursor = try Cursor(table: entries.table)
                     self.cursor = cursor
                     if let lowerBound = entries.lowerBound {
-                        switch try cursor.searchNear(lowerBound) {
+                        switch try cursor.search(near: lowerBound) {
                         case nil: found = false
                         case .exact, .larger: found = true
                         case .smaller: found = try cursor.next()
@@ -219,9 +221,7 @@ public struct Entries: Sequence, Sendable {
                     return entry
                 }
             } catch {
-                entries.failure.error.withLock {
-                    $0 = error as? LayeredError ?? .unknown(0)
-                }
+                entries.failure.error.withLock { $0 = error }
             }
             finish()
             return nil

@@ -142,7 +142,7 @@ struct ChildProcess {
             }
             workers.spawn("child-writer-\(writer)") {
                 for op in plan {
-                    guard let table = try? database.table(op.table) else { continue }
+                    guard let table = try? database.table(named: op.table) else { continue }
                     if let value = op.value {
                         emitLine("W \(writer) \(op.table) \(op.key) \(value)")
                     } else {
@@ -210,7 +210,7 @@ final class ChildLog: @unchecked Sendable {
             }
         case ("E", 3):
             if let op = pendingWrites.removeValue(forKey: Int(fields[1]) ?? -1),
-                Int32(fields[2]) == LayeredError.panic("").code
+                Int32(fields[2]) == LayeredError.panic.code
             {
                 model.mayHave(op.table, op.key, op.value)
             }
@@ -221,7 +221,7 @@ final class ChildLog: @unchecked Sendable {
             stress.noteDropped(fields[1])
         case ("e", 3):
             pendingDrops.remove(fields[1])
-            if Int32(fields[2]) == LayeredError.panic("").code {
+            if Int32(fields[2]) == LayeredError.panic.code {
                 model.markExistenceUncertain(fields[1])
             }
         case ("P", _):

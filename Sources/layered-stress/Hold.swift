@@ -107,7 +107,7 @@ final class ReaderHold: @unchecked Sendable {
     private func holdCounted(_ database: Database, _ name: String) {
         let cursor: Cursor
         do {
-            cursor = try Cursor(table: try database.table(name))
+            cursor = try Cursor(table: try database.table(named: name))
             _ = try cursor.next()
         } catch {
             let error = layeredError(error)

@@ -23,7 +23,7 @@ extension Stress {
     /// Looks at a table's ingest constituent; the cursor is closed before returning.
     func lookAtIngest(_ database: Database, _ name: String) -> IngestLook {
         do {
-            let cursor = try Cursor(table: try database.table(name), constituent: .ingest)
+            let cursor = try Cursor(table: try database.table(named: name), constituent: .ingest)
             defer { try? cursor.close() }
             var rows = 0
             var first: String?
@@ -97,7 +97,7 @@ extension Stress {
                 stale.insert(name)
             case .gone:
                 // Offloaded since the listing (it must have been archived), or a violation.
-                let now = try? database.tableState(name)
+                let now = try? database.state(ofTable: name)
                 if (now == .offloaded || now == .stopping) && model.isMaybeArchived(name) {
                     tally.withLock { tally.ingestChecksOffloaded += 1 }
                 } else {
@@ -121,7 +121,7 @@ extension Stress {
     private func checkStable(_ database: Database, _ name: String, why: String) {
         var actual: [String: String] = [:]
         do {
-            let cursor = try Cursor(table: try database.table(name), constituent: .stable)
+            let cursor = try Cursor(table: try database.table(named: name), constituent: .stable)
             defer { try? cursor.close() }
             while try cursor.next() {
                 if let (key, value) = try cursor.entry() {
@@ -157,7 +157,7 @@ extension Stress {
         var chosen: [(key: String, wasRemoved: Bool)] = []
         if !values.isEmpty { chosen.append((values[random.int(0..<values.count)], false)) }
         if !removed.isEmpty { chosen.append((removed[random.int(0..<removed.count)], true)) }
-        guard !chosen.isEmpty, let table = try? database.table(name) else { return true }
+        guard !chosen.isEmpty, let table = try? database.table(named: name) else { return true }
         for (number, probe) in chosen.enumerated() {
             let value = makeValue("p\(cycle).\(index).\(number)", length: random.int(8...64))
             let lifecycle = model.lifecycleToken(name)

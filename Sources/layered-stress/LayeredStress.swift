@@ -256,7 +256,7 @@ struct RunSettings: Codable {
 
     func configuration(messages: (@Sendable (String) -> Void)?) -> Configuration {
         Configuration(
-            drainThreads: drainThreads, drainPolicy: policy.policy, sync: sync.level,
+            drainThreads: drainThreads, drainPolicy: policy.policy, syncLevel: sync.level,
             failpoints: failpointMap, messageHandler: messages,
             offloadIdle: lifecycle ? .milliseconds(offloadIdleMilliseconds) : nil,
             maintenanceInterval: .milliseconds(lifecycle ? maintenanceIntervalMilliseconds : 1000))

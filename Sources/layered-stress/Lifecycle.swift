@@ -111,7 +111,7 @@ extension Stress {
             case .offload(let name):
                 offload(database, name, race: race)
             case .write(let name, let key, let value):
-                guard let table = try? database.table(name) else { continue }
+                guard let table = try? database.table(named: name) else { continue }
                 if write(table, key, value, race: race) {
                     tally.withLock { tally.archivedWrites += 1 }
                 }
@@ -126,7 +126,7 @@ extension Stress {
     /// Archives a table: marked in the model as possibly archived before the call.
     func archive(_ database: Database, _ name: String, race: Race?) {
         do {
-            try model.lifecycleCall(name, archiving: true) { try database.archive(name) }
+            try model.lifecycleCall(name, archiving: true) { try database.archiveTable(name) }
             tally.count(.archive)
         } catch {
             lifecycleError(error, "archive", name, race: race)
@@ -144,7 +144,7 @@ extension Stress {
         while true {
             if race?.panicked ?? false { return false }
             do {
-                try model.lifecycleCall(name) { try database.unarchive(name) }
+                try model.lifecycleCall(name) { try database.unarchiveTable(name) }
                 model.markUnarchived(name)
                 tally.count(.unarchive)
                 return true
@@ -175,12 +175,12 @@ extension Stress {
     /// Offloads a table explicitly (unless it is already offloaded: the call would do nothing,
     /// and the report tells the explicit offloads from the maintenance thread's).
     func offload(_ database: Database, _ name: String, race: Race?) {
-        if let state = try? database.tableState(name), state == .offloaded {
+        if let state = try? database.state(ofTable: name), state == .offloaded {
             tally.withLock { tally.offloadsAlreadyDone += 1 }
             return
         }
         do {
-            try model.lifecycleCall(name) { try database.offload(name) }
+            try model.lifecycleCall(name) { try database.offloadTable(name) }
             tally.count(.offload)
             tally.withLock { tally.explicitOffloads += 1 }
         } catch {
@@ -268,7 +268,7 @@ extension Stress {
             }
             do {
                 var actual: [String: String] = [:]
-                let entries = try database.table(name).entries()
+                let entries = try database.table(named: name).entries()
                 for (key, value) in entries {
                     actual[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
                 }
@@ -276,7 +276,7 @@ extension Stress {
                 return actual
             } catch LayeredError.ENOENT where settings.lifecycle && model.isMaybeArchived(name) {
                 // Offloaded by the maintenance thread since the listing: look again.
-                let now = try? database.tableState(name)
+                let now = try? database.state(ofTable: name)
                 guard now == .offloaded else {
                     tally.violation("unreadable table", "\(context): \(name): ENOENT, state \(now.map { "\($0)" } ?? "none")")
                     return nil

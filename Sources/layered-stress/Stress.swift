@@ -130,7 +130,7 @@ final class Stress: @unchecked Sendable {
             if let statistics = try? database.statistics() { tally.absorb(statistics) }
             do {
                 try database.close()
-            } catch let error as LayeredError where error.isPanic {
+            } catch LayeredError.panic {
             } catch {
                 tally.violation("close failed", "\(reason): \(error)")
             }
@@ -253,7 +253,7 @@ final class Stress: @unchecked Sendable {
     private func handles(_ database: Database, _ names: [String]) -> [String: Table] {
         var handles: [String: Table] = [:]
         for name in names {
-            if let table = try? database.table(name) { handles[name] = table }
+            if let table = try? database.table(named: name) { handles[name] = table }
         }
         return handles
     }
@@ -308,7 +308,7 @@ final class Stress: @unchecked Sendable {
     /// Whether a table's ingest constituent holds data, through a read-only cursor closed
     /// before returning; `nil` if it cannot be looked at.
     private func ingestHoldsData(_ database: Database, _ name: String) -> Bool? {
-        guard let table = try? database.table(name),
+        guard let table = try? database.table(named: name),
             let cursor = try? Cursor(table: table, constituent: .ingest)
         else { return nil }
         defer { try? cursor.close() }
@@ -472,7 +472,7 @@ final class Stress: @unchecked Sendable {
                 if race.panicked { break }
                 let name = "n\(cycle)_\(index)"
                 create(database, name, race: race)
-                guard model.table(name) != nil, let table = try? database.table(name) else { continue }
+                guard model.table(name) != nil, let table = try? database.table(named: name) else { continue }
                 for op in createRows[index] where !race.panicked {
                     write(table, op.key, op.value, race: race)
                 }
@@ -555,7 +555,7 @@ final class Stress: @unchecked Sendable {
         // A probe, not an injection: "sleep(0)" on drain.queued delays nothing, and waiting for
         // it tells when the step-up has built its queue.
         let probe = settings.failpointMap["drain.queued"] == nil
-            && (try? database.setFailpoint("drain.queued", "sleep(0)")) != nil
+            && (try? database.setFailpoint("drain.queued", to: "sleep(0)")) != nil
         let prober = Workers()
         if probe {
             prober.spawn("queue-probe") {
@@ -568,7 +568,7 @@ final class Stress: @unchecked Sendable {
         let result = blocking { try await database.stepUp() }
         race.ended()
         prober.join()
-        if probe { try? database.setFailpoint("drain.queued", "off") }
+        if probe { try? database.setFailpoint("drain.queued", to: "off") }
         workers.join()
 
         switch result {
@@ -818,7 +818,7 @@ final class Stress: @unchecked Sendable {
                     + left.map { "\($0) (\(fileSize($0)!) bytes)" }.joined(separator: ", "))
             }
             do {
-                _ = try database.tableState(name)
+                _ = try database.state(ofTable: name)
                 tally.violation("dropped table came back", "\(context): \(name) has a state")
             } catch LayeredError.ENOENT {
             } catch {
@@ -836,7 +836,7 @@ final class Stress: @unchecked Sendable {
                 tally.violation("database size inconsistent",
                     "\(context): stable files hold \(onDisk) bytes, statistics say \(statistics.stableCheckpointBytes)")
             }
-            if statistics.isPanicked { tally.violation("panic", "\(context): statistics show a panic") }
+            if statistics.hasPanicked { tally.violation("panic", "\(context): statistics show a panic") }
         } catch {
             tally.violation(layeredError(error).isPanic ? "panic" : "unexpected error", "\(context): checkpoint: \(error)")
         }

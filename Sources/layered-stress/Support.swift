@@ -84,20 +84,14 @@ enum Output {
 }
 
 extension LayeredError {
-    var isPanic: Bool {
-        if case .panic = self { return true }
-        return false
-    }
+    var isPanic: Bool { self == .panic }
 
-    var panicText: String? {
-        if case .panic(let message) = self { return message }
-        return nil
-    }
+    var panicText: String? { isPanic ? message : nil }
 }
 
-/// The error as a `LayeredError` (anything else becomes `unknown(0)`).
+/// The error as a `LayeredError` (anything else becomes code 0, with its description).
 func layeredError(_ error: Error) -> LayeredError {
-    error as? LayeredError ?? .unknown(0)
+    error as? LayeredError ?? LayeredError(code: 0, message: String(describing: error))
 }
 
 /// The size of a file, or `nil` if it does not exist.

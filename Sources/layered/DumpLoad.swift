@@ -35,7 +35,7 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         let rows = try withDatabase(options) { database in
-            let handle = try attempt(table: table) { try database.table(table) }
+            let handle = try attempt(table: table) { try database.table(named: table) }
             if try attempt(table: table, { try handle.state }) == .offloaded {
                 throw ToolFailure.failed(
                     "layered:\(table) is offloaded: `layered unarchive \(options.home) \(table)` brings it back")
@@ -136,7 +136,7 @@ struct Load: ParsableCommand {
                 ? try attempt(table: table) {
                     try database.createTable(table, exclusive: false)
                 }
-                : try attempt(table: table) { try database.table(table) }
+                : try attempt(table: table) { try database.table(named: table) }
             let cursor = try attempt("writing layered:\(table)") { try handle.makeCursor() }
             defer { try? cursor.close() }
             var rows = 0

@@ -126,7 +126,7 @@ struct TableInfo: Encodable {
                         .appendingPathComponent("\(name).stable")))
             guard state == .active || state == .archived else { return info }
             do {
-                let table = try database.table(name)
+                let table = try database.table(named: name)
                 info.rows = try countRows(try Cursor(table: table))
                 info.ingest.rows = try countRows(try Cursor(table: table, constituent: .ingest))
                 info.stable.rows = try countRows(try Cursor(table: table, constituent: .stable))
@@ -218,12 +218,12 @@ struct ConnectionInfo: Encodable {
         databaseSize = s.databaseSize
         stableCheckpointBytes = s.stableCheckpointBytes
         role = s.role == .leader ? "leader" : "follower"
-        panicked = s.isPanicked
+        panicked = s.hasPanicked
         lsn = s.lsn
-        tables = s.tables
-        creates = s.creates
-        drops = s.drops
-        dropBusy = s.dropBusy
+        tables = s.tableCount
+        creates = s.tablesCreated
+        drops = s.tablesDropped
+        dropBusy = s.busyDrops
         checkpoints = s.checkpoints
         compactions = s.compactions
         stepUps = s.stepUps
@@ -232,8 +232,8 @@ struct ConnectionInfo: Encodable {
         tablesSkipped = s.tablesSkipped
         rowsDrained = s.rowsDrained
         bytesDrained = s.bytesDrained
-        inserts = s.inserts
-        removes = s.removes
+        inserts = s.puts
+        removes = s.removals
         archives = s.archives
         unarchives = s.unarchives
         restores = s.restores

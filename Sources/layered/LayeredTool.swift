@@ -157,7 +157,7 @@ struct HomeOptions: ParsableArguments {
             try requireHome()
         }
         let configuration = Configuration(
-            role: role, sharedDirectory: sharedDirectory, sync: sync, create: create)
+            role: role, sharedDirectory: sharedDirectory, syncLevel: sync, createIfMissing: create)
         return try attempt("opening \(home)") {
             try Database(path: home, configuration: configuration)
         }
@@ -198,8 +198,8 @@ func explain(_ error: LayeredError) -> String {
     switch error {
     case .EBUSY:
         return "\(error) (the database is open in another process, or a cursor or a drain holds the table)"
-    case .panic(let message):
-        return "the database panicked: \(message)"
+    case .panic:
+        return "the database panicked: \(error.message)"
     case .corrupt:
         return "\(error) (run `layered verify` to see where; `layered salvage` copies the intact rows of a table)"
     default:

@@ -30,7 +30,7 @@ struct Checkpoint: ParsableCommand {
                     // checkpoint (a connection keeps up to 512 idle handles).  A table that
                     // cannot be opened is reported, and the others are still checkpointed.
                     do {
-                        try Cursor(table: try database.table(name)).close()
+                        try Cursor(table: try database.table(named: name)).close()
                     } catch let error as LayeredError {
                         Output.error("layered: layered:\(name): \(explain(error, table: name))")
                         unreadable += 1
@@ -88,7 +88,7 @@ struct StepUp: AsyncParsableCommand {
             let report: StepUpReport
             do {
                 report = try await database.stepUp { printer.show($0) }
-            } catch let error as LayeredError {
+            } catch {
                 throw ToolFailure.failed("step-up: \(explain(error))")
             }
             Output.line(
@@ -204,7 +204,7 @@ struct Archive: ParsableCommand {
     @OptionGroup var lifecycle: LifecycleOptions
 
     func run() throws {
-        try lifecycle.run("archived") { try $0.archive($1) }
+        try lifecycle.run("archived") { try $0.archiveTable($1) }
     }
 }
 
@@ -215,7 +215,7 @@ struct Unarchive: ParsableCommand {
     @OptionGroup var lifecycle: LifecycleOptions
 
     func run() throws {
-        try lifecycle.run("unarchived") { try $0.unarchive($1) }
+        try lifecycle.run("unarchived") { try $0.unarchiveTable($1) }
     }
 }
 
@@ -231,7 +231,7 @@ struct Offload: ParsableCommand {
 
     func run() throws {
         let home = lifecycle.options.home
-        try lifecycle.run("offloaded", { try $0.offload($1) }) { error in
+        try lifecycle.run("offloaded", { try $0.offloadTable($1) }) { error in
             switch error {
             case .EBUSY:
                 "\(error) (its ingest holds rows not yet drained: run `layered step-up \(home)` first)"

@@ -50,8 +50,8 @@ struct Salvage: ParsableCommand {
         let (rows, scan) = try withDatabase(
             options, role: leader ? .leader : .follower, sync: .buffered
         ) { database in
-            _ = try attempt(table: table) { try database.tableState(table) }
-            if (try? database.tableState(newTable)) != nil {
+            _ = try attempt(table: table) { try database.state(ofTable: table) }
+            if (try? database.state(ofTable: newTable)) != nil {
                 throw ToolFailure.failed(
                     "layered:\(newTable) exists: salvage writes into a new table")
             }

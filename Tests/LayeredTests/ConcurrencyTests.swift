@@ -17,7 +17,7 @@ import Testing
             // The step-up starts once a quarter of the writes are done, so it runs among them;
             // the drops start once the step-up has queued its tables, so they race the drain.
             let writesUnderWay = Gate(count: tasks * rounds / 4)
-            try database.setFailpoint("drain.queued", "sleep(0)")
+            try database.setFailpoint("drain.queued", to: "sleep(0)")
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for task in 0..<tasks {
@@ -77,7 +77,7 @@ import Testing
             #expect(rows == tasks * rounds + kept.count)
             let statistics = try database.statistics()
             #expect(statistics.stepUps == 1)
-            #expect(statistics.dropBusy == UInt64(dropRetries.value))
+            #expect(statistics.busyDrops == UInt64(dropRetries.value))
         }
     }
 

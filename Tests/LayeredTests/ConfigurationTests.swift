@@ -10,9 +10,9 @@ import Testing
         #expect(configuration.sharedDirectory == nil)
         #expect(configuration.drainThreads == 2)
         #expect(configuration.drainPolicy == .skipMissing)
-        #expect(configuration.sync == .write)
+        #expect(configuration.syncLevel == .write)
         #expect(configuration.failpoints.isEmpty)
-        #expect(configuration.create)
+        #expect(configuration.createIfMissing)
         #expect(configuration.messageHandler == nil)
         #expect(configuration.offloadIdle == nil)
         #expect(configuration.maintenanceInterval == .seconds(1))
@@ -96,7 +96,7 @@ import Testing
     @Test func everyPolicyAndSyncLevelOpens() async throws {
         for policy in DrainPolicy.allCases {
             for sync in SyncLevel.allCases {
-                try await withDatabase(Configuration(drainPolicy: policy, sync: sync)) { database, _ in
+                try await withDatabase(Configuration(drainPolicy: policy, syncLevel: sync)) { database, _ in
                     let table = try database.createTable("t")
                     try table.put("k", "v")
                     #expect(try table.get("k", as: String.self) == "v")

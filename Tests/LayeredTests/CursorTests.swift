@@ -27,18 +27,18 @@ import Testing
         try await withDatabase { database, _ in
             let table = try filled(database)
             let cursor = try table.makeCursor()
-            #expect(try cursor.searchNear("d") == .exact)
+            #expect(try cursor.search(near: "d") == .exact)
             #expect(try cursor.key(as: String.self) == "d")
-            #expect(try cursor.searchNear("c") == .larger)
+            #expect(try cursor.search(near: "c") == .larger)
             #expect(try cursor.key(as: String.self) == "d")
-            #expect(try cursor.searchNear("a") == .larger)
+            #expect(try cursor.search(near: "a") == .larger)
             #expect(try cursor.key(as: String.self) == "b")
-            #expect(try cursor.searchNear("z") == .smaller)
+            #expect(try cursor.search(near: "z") == .smaller)
             #expect(try cursor.key(as: String.self) == "f")
             try cursor.close()
 
             let empty = try database.createTable("empty").makeCursor()
-            #expect(try empty.searchNear("a") == nil)
+            #expect(try empty.search(near: "a") == nil)
         }
     }
 
@@ -106,11 +106,11 @@ import Testing
             let cursor = try table.makeCursor()
             #expect(throws: LayeredError.EBUSY) { try database.dropTable("t") }
             #expect(throws: LayeredError.EBUSY) { try database.dropTable("t", force: true) }
-            #expect(try database.statistics().dropBusy == 2)
+            #expect(try database.statistics().busyDrops == 2)
             #expect(try table.get("b", as: String.self) == "B")
             try cursor.close()
             try database.dropTable("t")
-            #expect(throws: LayeredError.ENOENT) { try database.tableState("t") }
+            #expect(throws: LayeredError.ENOENT) { try database.state(ofTable: "t") }
         }
     }
 
@@ -134,7 +134,7 @@ import Testing
             #expect(throws: LayeredError.EINVAL) { try cursor.next() }
             #expect(throws: LayeredError.EINVAL) { try cursor.previous() }
             #expect(throws: LayeredError.EINVAL) { try cursor.search("b") }
-            #expect(throws: LayeredError.EINVAL) { try cursor.searchNear("b") }
+            #expect(throws: LayeredError.EINVAL) { try cursor.search(near: "b") }
             #expect(throws: LayeredError.EINVAL) { try cursor.reset() }
             #expect(throws: LayeredError.EINVAL) { try cursor.key() }
             #expect(throws: LayeredError.EINVAL) { try cursor.put("k", "v") }

@@ -23,7 +23,7 @@ import Testing
         await withTemporaryDirectory { directory in
             #expect(throws: LayeredError.ENOENT) {
                 try Database(url: directory.appendingPathComponent("home"),
-                             configuration: Configuration(create: false))
+                             configuration: Configuration(createIfMissing: false))
             }
             #expect(throws: LayeredError.ENOENT) {
                 try Database(url: directory.appendingPathComponent("missing/home"))
@@ -56,15 +56,15 @@ import Testing
             let table = try database.createTable("t")
             try database.close()
             #expect(throws: LayeredError.EINVAL) { try database.createTable("u") }
-            #expect(throws: LayeredError.EINVAL) { try database.table("t") }
+            #expect(throws: LayeredError.EINVAL) { try database.table(named: "t") }
             #expect(throws: LayeredError.EINVAL) { try database.dropTable("t") }
-            #expect(throws: LayeredError.EINVAL) { try database.tableState("t") }
+            #expect(throws: LayeredError.EINVAL) { try database.state(ofTable: "t") }
             #expect(throws: LayeredError.EINVAL) { try database.tables() }
             #expect(throws: LayeredError.EINVAL) { try database.checkpoint() }
             #expect(throws: LayeredError.EINVAL) { try database.stepDown() }
             #expect(throws: LayeredError.EINVAL) { try database.statistics() }
             #expect(throws: LayeredError.EINVAL) { try database.role }
-            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", "off") }
+            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", to: "off") }
             await #expect(throws: LayeredError.EINVAL) { try await database.stepUp() }
             await #expect(throws: LayeredError.EINVAL) {
                 try await database.waitForFailpoint("fs.write", timeout: .milliseconds(1))
@@ -83,8 +83,8 @@ import Testing
                 try database.createTable("t").put("k", "v")
                 try database.close()
             }
-            let database = try Database(url: home, configuration: Configuration(create: false))
-            #expect(try database.table("t").get("k", as: String.self) == "v")
+            let database = try Database(url: home, configuration: Configuration(createIfMissing: false))
+            #expect(try database.table(named: "t").get("k", as: String.self) == "v")
             try database.close()
         }
     }
@@ -98,7 +98,7 @@ import Testing
             }
             // The home's lock was released by deinit: a second open succeeds.
             let database = try Database(url: home)
-            #expect(try database.table("t").get("k", as: String.self) == "v")
+            #expect(try database.table(named: "t").get("k", as: String.self) == "v")
             try database.close()
         }
     }
@@ -112,17 +112,17 @@ import Testing
             try database.createTable("accounts")
             #expect(try database.tables().map(\.name) == ["accounts", "orders"])
             #expect(try database.tables().allSatisfy { $0.state == .active })
-            #expect(try database.tableState("orders") == .active)
+            #expect(try database.state(ofTable: "orders") == .active)
             #expect(try orders.state == .active)
-            #expect(try database.table("orders") == orders)
-            #expect(try database.statistics().tables == 2)
+            #expect(try database.table(named: "orders") == orders)
+            #expect(try database.statistics().tableCount == 2)
 
             try database.dropTable("orders")
             #expect(try database.tables().map(\.name) == ["accounts"])
-            #expect(throws: LayeredError.ENOENT) { try database.tableState("orders") }
-            #expect(throws: LayeredError.ENOENT) { try database.table("orders") }
+            #expect(throws: LayeredError.ENOENT) { try database.state(ofTable: "orders") }
+            #expect(throws: LayeredError.ENOENT) { try database.table(named: "orders") }
             #expect(throws: LayeredError.ENOENT) { try orders.get("k") }
-            #expect(try database.statistics().drops == 1)
+            #expect(try database.statistics().tablesDropped == 1)
         }
     }
 
@@ -139,9 +139,9 @@ import Testing
     func malformedTableNamesAreEINVAL(name: String) async throws {
         try await withDatabase { database, _ in
             #expect(throws: LayeredError.EINVAL) { try database.createTable(name) }
-            #expect(throws: LayeredError.EINVAL) { try database.table(name) }
+            #expect(throws: LayeredError.EINVAL) { try database.table(named: name) }
             #expect(throws: LayeredError.EINVAL) { try database.dropTable(name, force: true) }
-            #expect(throws: LayeredError.EINVAL) { try database.tableState(name) }
+            #expect(throws: LayeredError.EINVAL) { try database.state(ofTable: name) }
         }
     }
 
@@ -149,7 +149,7 @@ import Testing
         try await withDatabase { database, _ in
             for name in [String(repeating: "x", count: 200), "a.b-c_D9", "0"] {
                 try database.createTable(name).put("k", "v")
-                #expect(try database.table(name).get("k", as: String.self) == "v")
+                #expect(try database.table(named: name).get("k", as: String.self) == "v")
             }
         }
     }
@@ -210,7 +210,7 @@ import Testing
             let table = try database.createTable("t")
             for i in 0..<10 { try table.put("k\(i)", "v") }
             // The drain is held before its clear until a progress report has come in.
-            try database.setFailpoint("drain.before_clear", "pause")
+            try database.setFailpoint("drain.before_clear", to: "pause")
             let reports = Mutex<[StepUpProgress]>([])
             let (updates, continuation) = AsyncStream.makeStream(of: StepUpProgress.self)
             let stepUp = Task {
@@ -224,7 +224,7 @@ import Testing
             #expect(during != nil, "no progress report while the drain was held")
             #expect(during?.isFinished == false)
             #expect(during?.tablesDrained == 0)
-            try database.setFailpoint("drain.before_clear", "off")
+            try database.setFailpoint("drain.before_clear", to: "off")
             let report = try await stepUp.value
             continuation.finish()
             let seen = reports.withLock { $0 }
@@ -278,11 +278,11 @@ import Testing
             try table.put("b", "2")
             try table.remove("a")
             let statistics = try database.statistics()
-            #expect(statistics.creates == 1)
-            #expect(statistics.inserts == 2)
-            #expect(statistics.removes == 1)
+            #expect(statistics.tablesCreated == 1)
+            #expect(statistics.puts == 2)
+            #expect(statistics.removals == 1)
             #expect(statistics.lsn >= 3)
-            #expect(!statistics.isPanicked)
+            #expect(!statistics.hasPanicked)
         }
     }
 
@@ -291,9 +291,9 @@ import Testing
     @Test func failpointsInjectErrors() async throws {
         try await withDatabase { database, _ in
             let table = try database.createTable("t")
-            try database.setFailpoint("fs.write", "return(ENOSPC)")
+            try database.setFailpoint("fs.write", to: "return(ENOSPC)")
             #expect(throws: LayeredError.ENOSPC) { try table.put("k", "v") }
-            try database.setFailpoint("fs.write", "off")
+            try database.setFailpoint("fs.write", to: "off")
             try table.put("k", "v")
             #expect(try table.get("k", as: String.self) == "v")
         }
@@ -304,16 +304,16 @@ import Testing
         try await withDatabase(configuration) { database, _ in
             try database.createTable("t")
             #expect(throws: LayeredError.EIO) { try database.dropTable("t") }
-            #expect(try database.tableState("t") == .active)
+            #expect(try database.state(ofTable: "t") == .active)
         }
     }
 
     @Test func badFailpointsAreEINVAL() async throws {
         try await withDatabase { database, _ in
-            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", "explode") }
-            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", "a\0b") }
-            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("bad name!", "pause") }
-            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("", "pause") }
+            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", to: "explode") }
+            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("fs.write", to: "a\0b") }
+            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("bad name!", to: "pause") }
+            #expect(throws: LayeredError.EINVAL) { try database.setFailpoint("", to: "pause") }
             await #expect(throws: LayeredError.EINVAL) {
                 try await database.waitForFailpoint("never.set", timeout: .milliseconds(10))
             }
@@ -322,7 +322,7 @@ import Testing
 
     @Test func waitForFailpointTimesOut() async throws {
         try await withDatabase { database, _ in
-            try database.setFailpoint("drain.copy", "pause")
+            try database.setFailpoint("drain.copy", to: "pause")
             await #expect(throws: LayeredError.ETIMEDOUT) {
                 try await database.waitForFailpoint("drain.copy", timeout: .milliseconds(50))
             }

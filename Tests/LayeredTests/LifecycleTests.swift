@@ -50,12 +50,12 @@ import Testing
         try await withDatabase(Configuration(role: .leader)) { database, _ in
             let table = try database.createTable("t")
             try fill(table)
-            try database.archive("t")
-            try database.unarchive("t")
+            try database.archiveTable("t")
+            try database.unarchiveTable("t")
             #expect(try table.state == .active)
             try expectEveryRow(of: table)
             // Unarchiving an active table does nothing.
-            try database.unarchive("t")
+            try database.unarchiveTable("t")
             let statistics = try database.statistics()
             #expect(statistics.archives == 1)
             #expect(statistics.unarchives == 1)
@@ -68,15 +68,15 @@ import Testing
             let home = directory.appendingPathComponent("home")
             var database = try Database(url: home, configuration: Configuration(role: .leader))
             try fill(try database.createTable("t"))
-            try database.archive("t")
-            try database.offload("t")
+            try database.archiveTable("t")
+            try database.offloadTable("t")
             try database.close()
 
             database = try Database(url: home, configuration: Configuration(role: .leader))
             defer { try? database.close() }
-            #expect(try database.tableState("t") == .offloaded)
-            try database.unarchive("t")
-            try expectEveryRow(of: try database.table("t"))
+            #expect(try database.state(ofTable: "t") == .offloaded)
+            try database.unarchiveTable("t")
+            try expectEveryRow(of: try database.table(named: "t"))
             #expect(try database.statistics().restores == 1)
         }
     }
@@ -114,13 +114,13 @@ import Testing
 
     @Test func missingTablesAreENOENTAndMalformedNamesEINVAL() async throws {
         try await withDatabase { database, _ in
-            #expect(throws: LayeredError.ENOENT) { try database.archive("none") }
-            #expect(throws: LayeredError.ENOENT) { try database.unarchive("none") }
-            #expect(throws: LayeredError.ENOENT) { try database.offload("none") }
+            #expect(throws: LayeredError.ENOENT) { try database.archiveTable("none") }
+            #expect(throws: LayeredError.ENOENT) { try database.unarchiveTable("none") }
+            #expect(throws: LayeredError.ENOENT) { try database.offloadTable("none") }
             for name in ["", ".hidden", "a/b", "a\0b"] {
-                #expect(throws: LayeredError.EINVAL) { try database.archive(name) }
-                #expect(throws: LayeredError.EINVAL) { try database.unarchive(name) }
-                #expect(throws: LayeredError.EINVAL) { try database.offload(name) }
+                #expect(throws: LayeredError.EINVAL) { try database.archiveTable(name) }
+                #expect(throws: LayeredError.EINVAL) { try database.unarchiveTable(name) }
+                #expect(throws: LayeredError.EINVAL) { try database.offloadTable(name) }
             }
             let table = try database.createTable("t")
             try table.drop()
@@ -171,11 +171,11 @@ import Testing
             let table = try database.createTable("t")
             try fill(table)
 
-            try database.setFailpoint("offload.decided", "pause")
+            try database.setFailpoint("offload.decided", to: "pause")
             try table.archive()
             try await database.waitForFailpoint("offload.decided")
             try table.unarchive()
-            try database.setFailpoint("offload.decided", "off")
+            try database.setFailpoint("offload.decided", to: "off")
 
             try await waitUntil("the stale offload is refused") {
                 try database.statistics().offloadsRefused > 0
@@ -203,14 +203,14 @@ import Testing
             try fill(table)
             try table.archive()
 
-            try database.setFailpoint("unarchive.before_lock", "pause")
-            try database.setFailpoint("offload.after_arbiter", "pause")
+            try database.setFailpoint("unarchive.before_lock", to: "pause")
+            try database.setFailpoint("offload.after_arbiter", to: "pause")
             let unarchive = Task {
-                try await onDedicatedThread(named: "test-unarchive") { try database.unarchive("t") }
+                try await onDedicatedThread(named: "test-unarchive") { () throws(LayeredError) in try database.unarchiveTable("t") }
             }
             try await database.waitForFailpoint("unarchive.before_lock")
             let offload = Task {
-                try await onDedicatedThread(named: "test-offload") { try database.offload("t") }
+                try await onDedicatedThread(named: "test-offload") { () throws(LayeredError) in try database.offloadTable("t") }
             }
             try await database.waitForFailpoint("offload.after_arbiter")
 
@@ -220,9 +220,9 @@ import Testing
             #expect(throws: LayeredError.inProgress) { try table.archive() }
             #expect(throws: LayeredError.EBUSY) { try table.drop(force: true) }
 
-            try database.setFailpoint("unarchive.before_lock", "off")
+            try database.setFailpoint("unarchive.before_lock", to: "off")
             await #expect(throws: LayeredError.EAGAIN) { try await unarchive.value }
-            try database.setFailpoint("offload.after_arbiter", "off")
+            try database.setFailpoint("offload.after_arbiter", to: "off")
             try await offload.value
             #expect(try table.state == .offloaded)
 

@@ -27,15 +27,15 @@ import Testing
             let stepUp = try await pausedStepUp(database, table: "victim")
 
             try database.dropTable("victim", force: true, waitForCheckpoint: false)
-            try database.setFailpoint("drain.before_lock", "off")
+            try database.setFailpoint("drain.before_lock", to: "off")
 
             let message: String
             do {
                 _ = try await stepUp.value
                 Issue.record("the step-up should have panicked")
                 return
-            } catch LayeredError.panic(let text) {
-                message = text
+            } catch let error as LayeredError where error == .panic {
+                message = error.message
             }
             #expect(message.contains("victim"))
             #expect(message.contains("step-up failed"))
@@ -44,10 +44,10 @@ import Testing
             // A new connection recovers: the bystander's rows are there, the victim is gone.
             let reopened = try Database(url: directory.appendingPathComponent("home"))
             #expect(try reopened.tables().map(\.name) == ["bystander"])
-            #expect(try reopened.table("bystander").get("k", as: String.self) == "v")
+            #expect(try reopened.table(named: "bystander").get("k", as: String.self) == "v")
             _ = try await reopened.stepUp()
             #expect(try reopened.role == .leader)
-            #expect(try reopened.table("bystander").get("k", as: String.self) == "v")
+            #expect(try reopened.table(named: "bystander").get("k", as: String.self) == "v")
             try reopened.close()
         }
     }
@@ -62,7 +62,8 @@ import Testing
             do {
                 _ = try await database.stepUp()
                 Issue.record("the step-up should have panicked")
-            } catch LayeredError.panic(let message) {
+            } catch let error as LayeredError where error == .panic {
+                let message = error.message
                 #expect(message.contains("layered:t"))
                 #expect(message.contains(LayeredError.EIO.description))
                 try expectPanickedForever(database, message: message, table: table)
@@ -79,33 +80,43 @@ import Testing
                     configuration: Configuration(failpoints: ["drain.copy": "return(EIO)"]))
                 try broken.createTable("t").put("k", "v")
                 await #expect(throws: LayeredError.self) { try await broken.stepUp() }
-                #expect(try broken.statistics().isPanicked)
+                #expect(try broken.statistics().hasPanicked)
             }
             try table.put("k", "v")
             #expect(try table.get("k", as: String.self) == "v")
-            #expect(try !healthy.statistics().isPanicked)
+            #expect(try !healthy.statistics().hasPanicked)
         }
     }
 
     /// Every later call throws the same panic; statistics and failpoints still work; close
     /// throws the panic too and frees everything.
     private func expectPanickedForever(_ database: Database, message: String, table: Table) throws {
-        let panic = LayeredError.panic(message)
-        #expect(try database.statistics().isPanicked)
-        #expect(throws: panic) { try database.createTable("after") }
-        #expect(throws: panic) { try database.tables() }
-        #expect(throws: panic) { try database.tableState(table.name) }
-        #expect(throws: panic) { try database.checkpoint() }
-        #expect(throws: panic) { try database.stepDown() }
-        #expect(throws: panic) { try database.dropTable(table.name, force: true) }
-        #expect(throws: panic) { try table.put("k", "v") }
-        #expect(throws: panic) { try table.get("k") }
-        #expect(throws: panic) { try table.makeCursor() }
+        // Equality compares codes only, so each message is checked on its own.
+        func expectPanic(_ body: () throws(LayeredError) -> Void, line: Int = #line) {
+            do {
+                try body()
+                Issue.record("no panic (line \(line))")
+            } catch {
+                #expect(error == .panic, "line \(line)")
+                #expect(error.message == message, "line \(line)")
+            }
+        }
+        #expect(try database.statistics().hasPanicked)
+        expectPanic { () throws(LayeredError) in try database.createTable("after") }
+        expectPanic { () throws(LayeredError) in _ = try database.tables() }
+        expectPanic { () throws(LayeredError) in _ = try database.state(ofTable: table.name) }
+        expectPanic { () throws(LayeredError) in try database.checkpoint() }
+        expectPanic { () throws(LayeredError) in try database.stepDown() }
+        expectPanic { () throws(LayeredError) in try database.dropTable(table.name, force: true) }
+        expectPanic { () throws(LayeredError) in try table.put("k", "v") }
+        expectPanic { () throws(LayeredError) in _ = try table.get("k") }
+        expectPanic { () throws(LayeredError) in _ = try table.makeCursor() }
         let entries = table.entries()
         #expect(Array(entries).isEmpty)
-        #expect(entries.error == panic)
-        try database.setFailpoint("fs.write", "off")
-        #expect(throws: panic) { try database.close() }
+        #expect(entries.error == .panic)
+        #expect(entries.error?.message == message)
+        try database.setFailpoint("fs.write", to: "off")
+        expectPanic { () throws(LayeredError) in try database.close() }
         #expect(!database.isOpen)
     }
 }

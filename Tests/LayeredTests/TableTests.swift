@@ -88,9 +88,9 @@ import Testing
         try await withDatabase { database, _ in
             let a = try database.createTable("a")
             try database.createTable("b")
-            #expect(try database.table("a") == a)
-            #expect(try database.table("b") != a)
-            #expect(Set([a, try database.table("a"), try database.table("b")]).count == 2)
+            #expect(try database.table(named: "a") == a)
+            #expect(try database.table(named: "b") != a)
+            #expect(Set([a, try database.table(named: "a"), try database.table(named: "b")]).count == 2)
             try await withDatabase { other, _ throws in
                 #expect(try other.createTable("a") != a)
             }

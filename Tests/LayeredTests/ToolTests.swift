@@ -41,8 +41,8 @@ import Testing
         try await withTemporaryDirectory { directory in
             let home = try await makeTwoTables(in: directory)
             let database = try Database(url: home)
-            try database.archive("b")
-            try database.offload("b")
+            try database.archiveTable("b")
+            try database.offloadTable("b")
             try database.close()
 
             let text = try runTool(["tables", home.path])
@@ -119,7 +119,7 @@ import Testing
             defer { try? loaded.close() }
             let expected = rows.sorted { $0.key.lexicographicallyPrecedes($1.key) }
             for name in ["copy", "piped"] {
-                let entries = Array(try loaded.table(name).entries())
+                let entries = Array(try loaded.table(named: name).entries())
                 #expect(entries.count == expected.count)
                 #expect(entries.map(\.key) == expected.map(\.key))
                 #expect(entries.map(\.value) == expected.map(\.value))
@@ -153,7 +153,7 @@ import Testing
             let database = try Database(url: home)
             defer { try? database.close() }
             #expect(try database.tables().map(\.name) == ["a", "b"])
-            #expect(try database.table("a").get("k1", as: String.self) == "v1")
+            #expect(try database.table(named: "a").get("k1", as: String.self) == "v1")
         }
     }
 
@@ -249,7 +249,7 @@ import Testing
             for i in 0..<30 where i != 1 && i != 10 { expected[Self.key(i)] = "stable-\(i)" }
             for i in 30..<35 { expected[Self.key(i)] = "ingest-\(i)" }
             expected[Self.key(0)] = "newer"
-            #expect(strings(try reopened.table("rescued").entries()) == expected)
+            #expect(strings(try reopened.table(named: "rescued").entries()) == expected)
             try reopened.close()
 
             // A second salvage into the same table is refused.
@@ -284,7 +284,7 @@ import Testing
 
             let reopened = try Database(url: home)
             for name in ["t1", "t2", "t3"] {
-                let table = try reopened.table(name)
+                let table = try reopened.table(named: name)
                 #expect(try countRows(Cursor(table: table, constituent: .ingest)) == 0)
                 #expect(try countRows(Cursor(table: table, constituent: .stable)) == 20)
             }
@@ -317,17 +317,17 @@ import Testing
             #expect(notArchived.stderr.contains("layered:nope: no such table"))
 
             var database = try Database(url: home)
-            #expect(try database.tableState("a") == .archived)
-            #expect(try database.tableState("b") == .offloaded)
+            #expect(try database.state(ofTable: "a") == .archived)
+            #expect(try database.state(ofTable: "b") == .offloaded)
             try database.close()
 
             let unarchive = try runTool(["unarchive", home.path, "a", "b"])
             #expect(unarchive.status == 0, "\(unarchive.stderr)")
             database = try Database(url: home)
             defer { try? database.close() }
-            #expect(try database.tableState("a") == .active)
-            #expect(try database.tableState("b") == .active)
-            #expect(try database.table("b").get(Self.key(1), as: String.self) == "b-1")
+            #expect(try database.state(ofTable: "a") == .active)
+            #expect(try database.state(ofTable: "b") == .active)
+            #expect(try database.table(named: "b").get(Self.key(1), as: String.self) == "b-1")
         }
     }
 
