@@ -89,18 +89,7 @@ public final class Database: @unchecked Sendable {
             callbacksArgument.release()
             throw error
         }
-        // The C library sets the failpoints of LAYERED_FAILPOINTS itself; only their names are
-        // read here, so that close can release threads paused at them before it waits for the
-        // operations in progress (layered_close releases them too, but only after that wait).
-        var armed = Set(configuration.failpoints.keys)
-        if let environment = ProcessInfo.processInfo.environment["LAYERED_FAILPOINTS"] {
-            for item in environment.split(separator: ";") {
-                if let name = item.split(separator: "=").first {
-                    armed.insert(name.trimmingCharacters(in: .whitespaces))
-                }
-            }
-        }
-        gate = ConnectionGate(connection: connection!, armedFailpoints: armed)
+        gate = ConnectionGate(connection: connection!)
     }
 
     /// Opens (and by default creates) the database in a home directory given as a file URL.
@@ -398,7 +387,6 @@ public final class Database: @unchecked Sendable {
         try perform { connection throws(LayeredError) in
             try check(layered_failpoint_set(connection, name, action))
         }
-        gate.noteFailpoint(name, armed: action != "off")
     }
 
     /// Waits until some thread is paused at, or has passed, a failpoint since it was last set.
@@ -507,12 +495,8 @@ private final class ConnectionGate: @unchecked Sendable {
     private var connection: OpaquePointer?
     private var idleSessions: [OpaquePointer] = []
     private var operationsInProgress = 0
-    /// Failpoints that may hold threads paused: close releases them before it waits.
-    private var armedFailpoints: Set<String>
-
-    init(connection: OpaquePointer, armedFailpoints: Set<String>) {
+    init(connection: OpaquePointer) {
         self.connection = connection
-        self.armedFailpoints = armedFailpoints
     }
 
     var isOpen: Bool {
@@ -553,12 +537,6 @@ private final class ConnectionGate: @unchecked Sendable {
         }
     }
 
-    func noteFailpoint(_ name: String, armed: Bool) {
-        condition.lock()
-        defer { condition.unlock() }
-        if armed { armedFailpoints.insert(name) } else { armedFailpoints.remove(name) }
-    }
-
     /// Stops new operations, releases paused failpoints, waits for the operations in progress
     /// and returns the connection for `layered_close` (which also closes every session), or
     /// `nil` if it was already closed.
@@ -570,13 +548,12 @@ private final class ConnectionGate: @unchecked Sendable {
         }
         connection = nil
         idleSessions.removeAll()
-        let failpoints = armedFailpoints
         condition.unlock()
+        // Threads paused at a failpoint -- set by setFailpoint, the configuration or
+        // LAYERED_FAILPOINTS -- would never finish their operations: release them all first.
         // Safe while operations run: failpoints are thread-safe and the connection stays alive
         // until the wait below is over.
-        for name in failpoints {
-            _ = layered_failpoint_set(closing, name, "off")
-        }
+        _ = layered_failpoint_release_all(closing)
         condition.lock()
         while operationsInProgress > 0 { condition.wait() }
         condition.unlock()
