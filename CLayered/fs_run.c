@@ -876,3 +876,292 @@ run_get(run *r, const void *key, size_t klen, run_row *row, uint64_t *offp)
     run_iter_free(&it);
     return ret;
 }
+
+/* ---- run files ---- */
+
+#define RUN_FILE_MAGIC "LYRDRUNF"
+#define RUN_FILE_VERSION 1
+
+struct run_file_writer {
+    const struct os_ops *os;
+    int dirfd, fd;
+    char *name;
+    uint64_t end;          /* bytes written so far */
+    unsigned char *entries;
+    size_t nentries, ecap;
+    bool in_run, failed;
+};
+
+int
+run_file_create(const struct os_ops *os, int dirfd, const char *name,
+                run_file_writer **fwp)
+{
+    run_file_writer *fw;
+
+    *fwp = NULL;
+    if (os == NULL)
+        os = &os_default;
+    if ((fw = calloc(1, sizeof(*fw))) == NULL ||
+        (fw->name = strdup(name)) == NULL) {
+        free(fw);
+        return ENOMEM;
+    }
+    fw->os = os;
+    fw->dirfd = dirfd;
+    if ((fw->fd = os->openat(dirfd, name,
+                             O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) <
+        0) {
+        int err = errno;
+
+        free(fw->name);
+        free(fw);
+        return err;
+    }
+    *fwp = fw;
+    return 0;
+}
+
+int
+run_file_add_run(run_file_writer *fw, uint64_t table_id, uint64_t epoch,
+                 run_writer **wp)
+{
+    *wp = NULL;
+    if (fw == NULL || fw->in_run || fw->failed)
+        return EINVAL;
+    RET(grow(&fw->entries, &fw->ecap, (fw->nentries + 1) * RUN_FILE_ENTRY_BYTES,
+             1));
+    RET(run_writer_open(fw->os, fw->fd, fw->end, table_id, epoch, wp));
+    fw->in_run = true;
+    return 0;
+}
+
+int
+run_file_end_run(run_file_writer *fw, run_writer *w, run_info *info)
+{
+    run_info got;
+    unsigned char *e;
+    int ret;
+
+    if (fw == NULL || !fw->in_run) {
+        run_writer_free(w);
+        return EINVAL;
+    }
+    fw->in_run = false;
+    ret = run_writer_finish(w, &got);
+    run_writer_free(w);
+    if (ret != 0) {
+        /* Bytes of a failed run may sit in the file: nothing after them
+         * could be trusted to follow the listed extents. */
+        fw->failed = true;
+        return ret;
+    }
+    /* Room for the entry was made when the run started. */
+    e = fw->entries + fw->nentries * RUN_FILE_ENTRY_BYTES;
+    le64_put(e, got.table_id);
+    le64_put(e + 8, fw->end);
+    le64_put(e + 16, got.length);
+    fw->nentries++;
+    fw->end += got.length;
+    if (info != NULL)
+        *info = got;
+    return 0;
+}
+
+void
+run_file_abort(run_file_writer *fw)
+{
+    if (fw == NULL)
+        return;
+    (void)fw->os->close(fw->fd);
+    (void)fw->os->unlinkat(fw->dirfd, fw->name, 0);
+    free(fw->entries);
+    free(fw->name);
+    free(fw);
+}
+
+int
+run_file_finish(run_file_writer *fw)
+{
+    unsigned char trailer[RUN_FILE_TRAILER_BYTES];
+    struct iovec iov[2];
+    size_t len, done = 0;
+    uint32_t crc;
+    int ret = 0;
+
+    if (fw == NULL)
+        return EINVAL;
+    if (fw->in_run || fw->failed || fw->nentries == 0) {
+        run_file_abort(fw);
+        return EINVAL;
+    }
+    len = fw->nentries * RUN_FILE_ENTRY_BYTES;
+    memcpy(trailer, RUN_FILE_MAGIC, 8);
+    le32_put(trailer + 8, RUN_FILE_VERSION);
+    le32_put(trailer + 12, (uint32_t)fw->nentries);
+    crc = crc32c(crc32c(0, fw->entries, len), trailer, 16);
+    le32_put(trailer + 16, crc);
+    le32_put(trailer + 20, 0);
+    /* The entries and the trailer in one write (a short write goes on). */
+    while (done < len + sizeof(trailer)) {
+        ssize_t n;
+        int cnt = 0;
+
+        if (done < len) {
+            iov[cnt].iov_base = fw->entries + done;
+            iov[cnt++].iov_len = len - done;
+            iov[cnt].iov_base = trailer;
+            iov[cnt++].iov_len = sizeof(trailer);
+        } else {
+            iov[cnt].iov_base = trailer + (done - len);
+            iov[cnt++].iov_len = sizeof(trailer) - (done - len);
+        }
+        n = fw->os->pwritev(fw->fd, iov, cnt, (off_t)(fw->end + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            ERR(n < 0 ? errno : EIO);
+        done += (size_t)n;
+    }
+    /* Durable: the data first, then the name in its directory. */
+    if (fw->os->fdatasync(fw->fd) != 0)
+        ERR(errno);
+    if (fw->os->close(fw->fd) != 0) {
+        fw->fd = -1;
+        ERR(errno);
+    }
+    fw->fd = -1;
+    ERR(os_dir_fsync(fw->os, fw->dirfd));
+    free(fw->entries);
+    free(fw->name);
+    free(fw);
+    return 0;
+
+err:
+    if (fw->fd >= 0)
+        (void)fw->os->close(fw->fd);
+    (void)fw->os->unlinkat(fw->dirfd, fw->name, 0);
+    free(fw->entries);
+    free(fw->name);
+    free(fw);
+    return ret;
+}
+
+struct run_file {
+    const struct os_ops *os;
+    int fd;
+    unsigned char *map;
+    size_t size;
+    size_t n;
+    run **runs;
+    uint64_t *ids;
+};
+
+size_t
+run_file_count(const run_file *rf)
+{
+    return rf->n;
+}
+
+run *
+run_file_run(const run_file *rf, size_t i, uint64_t *table_idp)
+{
+    if (i >= rf->n)
+        return NULL;
+    if (table_idp != NULL)
+        *table_idp = rf->ids[i];
+    return rf->runs[i];
+}
+
+void
+run_file_close(run_file *rf)
+{
+    size_t i;
+
+    if (rf == NULL)
+        return;
+    for (i = 0; i < rf->n; i++)
+        run_close(rf->runs[i]);
+    if (rf->map != NULL)
+        (void)rf->os->munmap(rf->map, rf->size);
+    if (rf->fd >= 0)
+        (void)rf->os->close(rf->fd);
+    free(rf->runs);
+    free(rf->ids);
+    free(rf);
+}
+
+int
+run_file_open(const struct os_ops *os, int dirfd, const char *name,
+              run_file **rfp, const char **why, uint64_t *offp)
+{
+    const unsigned char *t, *e;
+    uint64_t count, entries_off, prev_end = 0, i;
+    run_file *rf;
+    struct stat st;
+    void *map;
+    int ret = 0;
+
+    *rfp = NULL;
+    if (os == NULL)
+        os = &os_default;
+    if ((rf = calloc(1, sizeof(*rf))) == NULL)
+        return ENOMEM;
+    rf->os = os;
+    if ((rf->fd = os->openat(dirfd, name, O_RDONLY | O_CLOEXEC, 0)) < 0) {
+        ret = errno;
+        free(rf);
+        return ret;
+    }
+    if (os->fstat(rf->fd, &st) != 0)
+        ERR(errno);
+    if ((uint64_t)st.st_size < RUN_FILE_TRAILER_BYTES + RUN_FILE_ENTRY_BYTES)
+        CORRUPT("shorter than a run file trailer", 0);
+    rf->size = (size_t)st.st_size;
+    if ((map = os->mmap(NULL, rf->size, PROT_READ, MAP_SHARED, rf->fd, 0)) ==
+        MAP_FAILED)
+        ERR(errno);
+    rf->map = map;
+    t = rf->map + rf->size - RUN_FILE_TRAILER_BYTES;
+    if (memcmp(t, RUN_FILE_MAGIC, 8) != 0)
+        CORRUPT("no run file trailer (bad magic)",
+                rf->size - RUN_FILE_TRAILER_BYTES);
+    count = le32_get(t + 12);
+    if (le32_get(t + 8) != RUN_FILE_VERSION || count == 0 ||
+        count > (rf->size - RUN_FILE_TRAILER_BYTES) / RUN_FILE_ENTRY_BYTES)
+        CORRUPT("run file trailer fields out of range",
+                rf->size - RUN_FILE_TRAILER_BYTES);
+    entries_off = rf->size - RUN_FILE_TRAILER_BYTES -
+                  count * RUN_FILE_ENTRY_BYTES;
+    e = rf->map + entries_off;
+    if (le32_get(t + 16) !=
+        crc32c(crc32c(0, e, (size_t)count * RUN_FILE_ENTRY_BYTES), t, 16))
+        CORRUPT("run file trailer checksum mismatch",
+                rf->size - RUN_FILE_TRAILER_BYTES);
+    if ((rf->runs = calloc((size_t)count, sizeof(*rf->runs))) == NULL ||
+        (rf->ids = calloc((size_t)count, sizeof(*rf->ids))) == NULL)
+        ERR(ENOMEM);
+    for (i = 0; i < count; i++, e += RUN_FILE_ENTRY_BYTES) {
+        uint64_t off = le64_get(e + 8), len = le64_get(e + 16);
+
+        /* The runs lie back to back from offset 0 up to the entries. */
+        if (off != prev_end || len > entries_off - off)
+            CORRUPT("run file entry out of range", entries_off);
+        prev_end = off + len;
+        rf->ids[i] = le64_get(e);
+        if ((ret = run_open(rf->map + off, (size_t)len, &rf->runs[i], why,
+                            offp)) != 0) {
+            if (ret == LAYERED_CORRUPT && offp != NULL)
+                *offp += off;
+            goto err;
+        }
+        rf->n = (size_t)i + 1;
+    }
+    if (prev_end != entries_off)
+        CORRUPT("run file entries do not cover its runs", entries_off);
+    *rfp = rf;
+    return 0;
+
+err:
+    run_file_close(rf);
+    return ret;
+}

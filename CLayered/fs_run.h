@@ -155,4 +155,73 @@ int run_iter_next(run_iter *it, uint64_t *offp);
 /* Free the iterator's key buffer. */
 void run_iter_free(run_iter *it);
 
+/*
+ * Run files: many runs (of one table or many) back to back in one file,
+ * then a trailer listing each run's table id and extent:
+ *
+ *     run* entry* trailer
+ *     entry   := u64 table id, u64 offset, u64 length        (24 bytes)
+ *     trailer := magic "LYRDRUNF", u32 version, u32 entry count,
+ *                u32 crc32c of the entries and the trailer's first 16
+ *                bytes, u32 reserved                           (24 bytes)
+ *
+ * A run file is created exclusively, written with large sequential writes,
+ * made durable with one fdatasync and one fsync of its directory, and never
+ * changed after.  A file without a whole, checksummed trailer is not a run
+ * file (LAYERED_CORRUPT): a crash before run_file_finish returns leaves
+ * either no file or such a file, never a part of the runs read as whole.
+ */
+#define RUN_FILE_TRAILER_BYTES 24
+#define RUN_FILE_ENTRY_BYTES 24
+
+typedef struct run_file_writer run_file_writer;
+
+/*
+ * run_file_create --
+ *     Create `name` in the directory dirfd exclusively (EEXIST if it
+ *     exists) for writing runs.
+ *     @return 0, EEXIST, ENOMEM, or the open's errno.
+ */
+int run_file_create(const struct os_ops *os, int dirfd, const char *name,
+                    run_file_writer **fwp);
+/*
+ * run_file_add_run --
+ *     Start the next run of the file, for table_id; add its rows with
+ *     run_writer_add, then end it with run_file_end_run.  One run at a
+ *     time.
+ *     @return 0, EINVAL (a run is already open, or the file failed), ENOMEM.
+ */
+int run_file_add_run(run_file_writer *fw, uint64_t table_id, uint64_t epoch,
+                     run_writer **wp);
+/* Finish the open run (run_writer_finish) and list it.  The run writer is
+ * freed either way.  @return 0 (and *info), or its error. */
+int run_file_end_run(run_file_writer *fw, run_writer *w, run_info *info);
+/*
+ * run_file_finish --
+ *     Write the trailer, fdatasync the file, close it and fsync its
+ *     directory: on 0 the file and its name are durable.  On an error the
+ *     file is removed (best effort: a file left by a failure never has a
+ *     valid trailer unless it was whole).  The writer is freed either way.
+ *     @return 0, EINVAL (no run, or a run still open), or an errno.
+ */
+int run_file_finish(run_file_writer *fw);
+/* Give up: close and remove the file, free the writer.  NULL is allowed. */
+void run_file_abort(run_file_writer *fw);
+
+typedef struct run_file run_file;
+
+/*
+ * run_file_open --
+ *     Open a run file read-only: map it, check its trailer and open every
+ *     run it lists (run_open).
+ *     @return 0, ENOENT, LAYERED_CORRUPT (*why and *offp say what and
+ *     where, when not NULL), ENOMEM, or the open's or mmap's errno.
+ */
+int run_file_open(const struct os_ops *os, int dirfd, const char *name,
+                  run_file **rfp, const char **why, uint64_t *offp);
+/* The number of runs, and run i (its table id in *table_idp). */
+size_t run_file_count(const run_file *rf);
+run *run_file_run(const run_file *rf, size_t i, uint64_t *table_idp);
+void run_file_close(run_file *rf);
+
 #endif /* LAYERED_FS_RUN_H */

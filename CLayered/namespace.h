@@ -108,6 +108,15 @@
 #define os_now_ns __layered_os_now_ns
 #define os_parent_fsync __layered_os_parent_fsync
 #define run_close __layered_run_close
+#define run_file_abort __layered_run_file_abort
+#define run_file_add_run __layered_run_file_add_run
+#define run_file_close __layered_run_file_close
+#define run_file_count __layered_run_file_count
+#define run_file_create __layered_run_file_create
+#define run_file_end_run __layered_run_file_end_run
+#define run_file_finish __layered_run_file_finish
+#define run_file_open __layered_run_file_open
+#define run_file_run __layered_run_file_run
 #define run_get __layered_run_get
 #define run_get_info __layered_run_get_info
 #define run_iter_free __layered_run_iter_free

@@ -422,6 +422,68 @@ write_failure(uint64_t *seed)
     free(dir);
 }
 
+static void
+run_files(void)
+{
+    char *dir = tu_mkdtemp("run"), path[4096];
+    run_file_writer *fw;
+    run_writer *w;
+    run_file *rf;
+    const char *why = NULL;
+    uint64_t id, off;
+    int dfd, fd;
+
+    printf("  run files: two runs, a trailer, refusals\n");
+    CHECK((dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0);
+    CHECK_OK(run_file_create(NULL, dfd, "a.run", &fw));
+    CHECK_OK(run_file_add_run(fw, 5, 1, &w));
+    {
+        run_writer *w2;
+
+        CHECK_RET(EINVAL, run_file_add_run(fw, 6, 1, &w2)); /* one at a time */
+        CHECK(w2 == NULL);
+    }
+    CHECK_OK(run_writer_add(w, "k1", 2, "v1", 2, RUN_PUT, 1));
+    CHECK_OK(run_file_end_run(fw, w, NULL));
+    CHECK_OK(run_file_add_run(fw, 6, 1, &w));
+    CHECK_OK(run_writer_add(w, "k2", 2, NULL, 0, RUN_DEL, 2));
+    CHECK_OK(run_file_end_run(fw, w, NULL));
+    CHECK_OK(run_file_finish(fw));
+    CHECK_RET(EEXIST, run_file_create(NULL, dfd, "a.run", &fw));
+    CHECK_OK(run_file_open(NULL, dfd, "a.run", &rf, NULL, NULL));
+    CHECK(run_file_count(rf) == 2);
+    CHECK(run_file_run(rf, 1, &id) != NULL && id == 6);
+    CHECK(run_file_run(rf, 2, &id) == NULL);
+    run_file_close(rf);
+    CHECK_RET(ENOENT, run_file_open(NULL, dfd, "b.run", &rf, NULL, NULL));
+
+    /* A file with no run, or an empty run: refused, and removed. */
+    CHECK_OK(run_file_create(NULL, dfd, "c.run", &fw));
+    CHECK_RET(EINVAL, run_file_finish(fw));
+    CHECK_RET(ENOENT, run_file_open(NULL, dfd, "c.run", &rf, NULL, NULL));
+    CHECK_OK(run_file_create(NULL, dfd, "c.run", &fw));
+    CHECK_OK(run_file_add_run(fw, 5, 1, &w));
+    CHECK_RET(EINVAL, run_file_end_run(fw, w, NULL)); /* no rows */
+    CHECK_RET(EINVAL, run_file_finish(fw));
+    CHECK_RET(ENOENT, run_file_open(NULL, dfd, "c.run", &rf, NULL, NULL));
+
+    /* Not a run file; a run file cut short. */
+    (void)snprintf(path, sizeof(path), "%s/junk.run", dir);
+    CHECK((fd = open(path, O_WRONLY | O_CREAT, 0644)) >= 0);
+    CHECK(write(fd, "this is not a run file, not at all, no.", 39) == 39);
+    CHECK(close(fd) == 0);
+    CHECK_RET(LAYERED_CORRUPT,
+              run_file_open(NULL, dfd, "junk.run", &rf, &why, &off));
+    CHECK(why != NULL);
+    (void)snprintf(path, sizeof(path), "%s/a.run", dir);
+    CHECK(truncate(path, 60) == 0);
+    CHECK_RET(LAYERED_CORRUPT,
+              run_file_open(NULL, dfd, "a.run", &rf, NULL, NULL));
+    CHECK(close(dfd) == 0);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -433,6 +495,7 @@ main(void)
     bad_input();
     every_flip_caught(&seed);
     write_failure(&seed);
+    run_files();
     printf("test_run: ok\n");
     return 0;
 }

@@ -22,6 +22,8 @@ mutants=(
   "rename-dir-fsync-removed|CLayered/meta.c|schema-write|        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \"|        (ret = 0) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \""
   "journal-reset-failure-ignored|CLayered/meta.c|schema-fsync|    if (ret != 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \"|    if (ret != 0 && 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \""
   "sweep-closes-unsynced|CLayered/dhandle.c|sweep|        if (fs_sync(dh->fs) != 0) {\n            dh_rwlock_write_unlock(&dh->lock);\n            continue;\n        }\n@@(void)layered_panic(dh->conn, ret, \"closing %s: %s\", dh->name,|@@layered_msg(dh->conn, \"closing %s: %s\", dh->name,"
+  "runfile-data-sync-removed|CLayered/fs_run.c|runfile|    if (fw->os->fdatasync(fw->fd) != 0)\n        ERR(errno);|    if (0)\n        ERR(errno);"
+  "runfile-dir-sync-removed|CLayered/fs_run.c|runfile|    ERR(os_dir_fsync(fw->os, fw->dirfd));|    (void)fw->dirfd;"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
 )
 
@@ -48,9 +50,12 @@ open(path, 'w').write(s)
 EOF
   cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLAYERED_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$tree/build" -j "$jobs" --target test_sim >/dev/null
+  # The "runfile" workload is the run-file sweep, a program of its own.
+  bin=test_sim
+  [ "$workload" = runfile ] && bin=test_runfile
+  cmake --build "$tree/build" -j "$jobs" --target "$bin" >/dev/null
   out="$tree/out.txt"
-  if LAYERED_SIM_WORKLOAD="$workload" "$tree/build/Tests/sim/test_sim" \
+  if LAYERED_SIM_WORKLOAD="$workload" "$tree/build/Tests/sim/$bin" \
        >"$out" 2>&1; then
     echo "mutant $name: NOT detected (workload $workload)"; failed=1
   elif grep -q VIOLATION "$out"; then
