@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "layered.h"
 #include "filestore.h"
 
@@ -32,25 +33,6 @@ static char *dir;
 static size_t rows;
 static unsigned char *keys;   /* rows * KLEN random keys */
 
-#define BENCH_OK(call) do {                                                 \
-        int bench_ret_ = (call);                                            \
-        if (bench_ret_ != 0) {                                              \
-            fprintf(stderr, "%s:%d: %s failed: %d (%s)\n", __FILE__,        \
-                    __LINE__, #call, bench_ret_,                            \
-                    bench_ret_ > 0 ? strerror(bench_ret_) : "library code"); \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t
 xorshift(uint64_t *s)
 {
@@ -58,21 +40,6 @@ xorshift(uint64_t *s)
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
-}
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), dbl_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static char *
@@ -110,13 +77,13 @@ run_insert(const char *path, int sync, fs_file **keep)
 
     memset(val, 'v', sizeof(val));
     f = open_fresh(path, sync);
-    t0 = now();
+    t0 = bench_now();
     for (i = 0; i < rows; i++) {
         memcpy(val, keys + i * KLEN, 8);
         BENCH_OK(fs_put(f, keys + i * KLEN, KLEN, val, VLEN, NULL));
     }
     BENCH_OK(fs_sync(f));
-    t = now() - t0;
+    t = bench_now() - t0;
     if (keep != NULL)
         *keep = f;
     else
@@ -131,7 +98,7 @@ run_scan(fs_file *f)
     fs_pos pos = {0};
     void *buf = NULL;
     size_t cap = 0, n = 0;
-    double t0 = now(), t;
+    double t0 = bench_now(), t;
     int ret;
 
     for (ret = fs_seek(f, NULL, 0, FS_FIRST, &pos); ret == 0;
@@ -139,7 +106,7 @@ run_scan(fs_file *f)
         BENCH_OK(fs_read_value(f, &pos, &buf, &cap));
         n++;
     }
-    t = now() - t0;
+    t = bench_now() - t0;
     if (ret != LAYERED_NOTFOUND || n != rows) {
         fprintf(stderr, "scan: %zu rows, ret %d\n", n, ret);
         exit(1);
@@ -157,14 +124,14 @@ run_lookup(fs_file *f, uint64_t seed)
     void *buf = NULL;
     size_t cap = 0, i, k;
     uint64_t s = seed;
-    double t0 = now(), t;
+    double t0 = bench_now(), t;
 
     for (i = 0; i < rows; i++) {
         k = (size_t)(xorshift(&s) % rows);
         BENCH_OK(fs_seek(f, keys + k * KLEN, KLEN, FS_EQ, &pos));
         BENCH_OK(fs_read_value(f, &pos, &buf, &cap));
     }
-    t = now() - t0;
+    t = bench_now() - t0;
     fs_pos_free(&pos);
     free(buf);
     return t;
@@ -175,10 +142,10 @@ static double
 run_copy(fs_file *src, const char *dpath, fs_copy_stats *st)
 {
     fs_file *dst = open_fresh(dpath, LAYERED_SYNC_WRITE);
-    double t0 = now(), t;
+    double t0 = bench_now(), t;
 
     BENCH_OK(fs_copy(src, dst, 0, NULL, NULL, st));
-    t = now() - t0;
+    t = bench_now() - t0;
     BENCH_OK(fs_close(dst));
     if (st->rows != rows) {
         fprintf(stderr, "copy: %llu rows\n", (unsigned long long)st->rows);
@@ -204,7 +171,7 @@ run_seqwrite(const char *path, uint64_t bytes)
     (void)unlink(path);
     if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
         exit(1);
-    t0 = now();
+    t0 = bench_now();
     while (left > 0) {
         n = write(fd, buf, left < chunk ? (size_t)left : chunk);
         if (n <= 0)
@@ -213,7 +180,7 @@ run_seqwrite(const char *path, uint64_t bytes)
     }
     if (fdatasync(fd) != 0)
         exit(1);
-    t = now() - t0;
+    t = bench_now() - t0;
     close(fd);
     free(buf);
     return t;
@@ -291,27 +258,27 @@ main(int argc, char **argv)
 
     mb = (double)copy_bytes / (1024.0 * 1024.0);
     printf("\n%-34s %14s %12s\n", "operation", "rows/s", "MiB/s");
-    t = median(ins_none, runs);
+    t = bench_median(ins_none, runs);
     printf("%-34s %14.0f %12.1f\n", "insert, SYNC_NONE", rows / t, mb / t);
-    t = median(ins_write, wruns);
+    t = bench_median(ins_write, wruns);
     printf("%-34s %14.0f %12.1f\n", "insert, SYNC_WRITE (write/row)",
            rows / t, mb / t);
-    t = median(scan, runs);
+    t = bench_median(scan, runs);
     printf("%-34s %14.0f %12.1f\n", "scan (NEXT + read_value)", rows / t,
            mb / t);
-    t = median(look, runs);
+    t = bench_median(look, runs);
     printf("%-34s %14.0f %12s\n", "point lookup (EQ + read_value)",
            rows / t, "-");
-    t = median(copy, runs);
+    t = bench_median(copy, runs);
     printf("%-34s %14.0f %12.1f\n", "fs_copy into empty dst (+sync)",
            rows / t, mb / t);
-    t = median(ccopy, runs);
+    t = bench_median(ccopy, runs);
     printf("%-34s %14.0f %12.1f\n", "fs_copy, src compacted", rows / t,
            mb / t);
-    t = median(cscan, runs);
+    t = bench_median(cscan, runs);
     printf("%-34s %14.0f %12.1f\n", "scan, src compacted", rows / t,
            mb / t);
-    t = median(seqw, runs);
+    t = bench_median(seqw, runs);
     printf("%-34s %14s %12.1f\n", "raw write(8 MiB)+fdatasync, same", "-",
            mb / t);
     printf("\nfile %.1f MiB for %zu rows (%.1f bytes/row on disk)\n", mb,

@@ -20,44 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "layered.h"
 
 #define KLEN 16
 #define VLEN 100
 #define MAX_RUNS 15
-
-#define TRY(call) do {                                                      \
-        int try_ret_ = (call);                                              \
-        if (try_ret_ != 0) {                                                \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,   \
-                    layered_strerror(try_ret_));                            \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), dbl_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Resident set size in bytes (/proc/self/statm). */
 static double
@@ -95,7 +63,7 @@ open_db(const char *home, int role, layered_conn **connp)
     layered_config_init(&cfg);
     cfg.role = role;
     cfg.sync = LAYERED_SYNC_NONE;
-    TRY(layered_open(home, &cfg, connp));
+    BENCH_OK(layered_open(home, &cfg, connp));
 }
 
 int
@@ -130,53 +98,53 @@ main(int argc, char **argv)
     /* Load as leader: the rows land in the stable constituent. */
     memset(value, 'v', sizeof(value));
     open_db(home, LAYERED_ROLE_LEADER, &conn);
-    TRY(layered_session_open(conn, &s));
-    TRY(layered_create(s, "layered:t", NULL));
-    TRY(layered_cursor_open(s, "layered:t", &c));
-    t0 = now();
+    BENCH_OK(layered_session_open(conn, &s));
+    BENCH_OK(layered_create(s, "layered:t", NULL));
+    BENCH_OK(layered_cursor_open(s, "layered:t", &c));
+    t0 = bench_now();
     for (i = 0; i < rows; i++) {
         row_key(i, key);
-        TRY(layered_cursor_insert(c, key, KLEN, value, VLEN));
+        BENCH_OK(layered_cursor_insert(c, key, KLEN, value, VLEN));
     }
-    TRY(layered_cursor_close(c));
-    TRY(layered_checkpoint(s));
-    TRY(layered_close(conn));
+    BENCH_OK(layered_cursor_close(c));
+    BENCH_OK(layered_checkpoint(s));
+    BENCH_OK(layered_close(conn));
     printf("bench_reopen: %zu rows of %d+%d bytes loaded in %.1f s, %d "
-           "reopens\n", rows, KLEN, VLEN, now() - t0, runs);
+           "reopens\n", rows, KLEN, VLEN, bench_now() - t0, runs);
 
     for (r = 0; r < runs; r++) {
         int exact;
 
         before = rss_bytes();
-        t0 = now();
+        t0 = bench_now();
         open_db(home, LAYERED_ROLE_LEADER, &conn);
-        t1 = now();
-        TRY(layered_session_open(conn, &s));
-        TRY(layered_cursor_open(s, "layered:t", &c));
+        t1 = bench_now();
+        BENCH_OK(layered_session_open(conn, &s));
+        BENCH_OK(layered_cursor_open(s, "layered:t", &c));
         row_key(rows / 2, key);
-        TRY(layered_cursor_search_near(c, key, KLEN, &exact));
-        t2 = now();
+        BENCH_OK(layered_cursor_search_near(c, key, KLEN, &exact));
+        t2 = bench_now();
         if (exact != 0) {
             fprintf(stderr, "bench_reopen: row %zu not found\n", rows / 2);
             return 1;
         }
         rss_added[r] = (rss_bytes() - before) / (double)rows;
-        TRY(layered_cursor_close(c));
-        TRY(layered_close(conn));
+        BENCH_OK(layered_cursor_close(c));
+        BENCH_OK(layered_close(conn));
         t_open[r] = (t1 - t0) * 1e3;
         t_read[r] = (t2 - t1) * 1e3;
         t_all[r] = (t2 - t0) * 1e3;
     }
 
     printf("%-44s %12s\n", "reopen, median of runs", "ms");
-    printf("%-44s %12.2f\n", "layered_open", median(t_open, runs));
+    printf("%-44s %12.2f\n", "layered_open", bench_median(t_open, runs));
     printf("%-44s %12.2f\n", "first read (opens the table, loads its index)",
-           median(t_read, runs));
-    printf("%-44s %12.2f\n", "open + first read", median(t_all, runs));
+           bench_median(t_read, runs));
+    printf("%-44s %12.2f\n", "open + first read", bench_median(t_all, runs));
     printf("%-44s %12.2f\n", "open + first read, per million keys",
-           median(t_all, runs) * 1e6 / (double)rows);
+           bench_median(t_all, runs) * 1e6 / (double)rows);
     printf("%-44s %12.1f\n", "resident bytes per key after the load",
-           median(rss_added, runs));
+           bench_median(rss_added, runs));
 
     (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
     return system(cmd) == 0 ? 0 : 1;

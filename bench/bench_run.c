@@ -19,44 +19,12 @@
 #include <unistd.h>
 
 #include "fs_run.h"
+#include "bench_util.h"
 #include "layered.h"
 
 #define KLEN 16
 #define VLEN 100
 #define MAX_RUNS 15
-
-#define TRY(call) do {                                                      \
-        int try_ret_ = (call);                                              \
-        if (try_ret_ != 0) {                                                \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,   \
-                    layered_strerror(try_ret_));                            \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), dbl_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Row i's key: big-endian i behind a fixed prefix, so keys ascend with i. */
 static void
@@ -107,19 +75,19 @@ main(int argc, char **argv)
             perror(path);
             return 1;
         }
-        t0 = now();
-        TRY(run_writer_open(NULL, fd, 0, 1, 1, &w));
+        t0 = bench_now();
+        BENCH_OK(run_writer_open(NULL, fd, 0, 1, 1, &w));
         for (i = 0; i < rows; i++) {
             row_key(i, key);
-            TRY(run_writer_add(w, key, KLEN, value, VLEN, RUN_PUT, i + 1));
+            BENCH_OK(run_writer_add(w, key, KLEN, value, VLEN, RUN_PUT, i + 1));
         }
-        TRY(run_writer_finish(w, &info));
+        BENCH_OK(run_writer_finish(w, &info));
         run_writer_free(w);
         if (fdatasync(fd) != 0) {
             perror("fdatasync");
             return 1;
         }
-        t_write[r] = now() - t0;
+        t_write[r] = bench_now() - t0;
         length = info.length;
         blocks = info.blocks;
 
@@ -131,7 +99,7 @@ main(int argc, char **argv)
                 perror(raw);
                 return 1;
             }
-            t0 = now();
+            t0 = bench_now();
             for (done = 0; done < length; done += n) {
                 n = length - done < (1u << 20) ? length - done : (1u << 20);
                 if (write(rfd, buf, n) != (ssize_t)n) {
@@ -143,37 +111,37 @@ main(int argc, char **argv)
                 perror("fdatasync");
                 return 1;
             }
-            t_raw[r] = now() - t0;
+            t_raw[r] = bench_now() - t0;
             free(buf);
             (void)close(rfd);
         }
 
-        t0 = now();
+        t0 = bench_now();
         map = mmap(NULL, length, PROT_READ, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED) {
             perror("mmap");
             return 1;
         }
-        TRY(run_open(map, length, &rn, NULL, NULL));
-        t_open[r] = now() - t0;
+        BENCH_OK(run_open(map, length, &rn, NULL, NULL));
+        t_open[r] = bench_now() - t0;
 
-        t0 = now();
+        t0 = bench_now();
         for (i = 0; i < rows; i++) {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             row_key(seed % rows, key);
-            TRY(run_get(rn, key, KLEN, &row, NULL));
+            BENCH_OK(run_get(rn, key, KLEN, &row, NULL));
         }
-        t_get[r] = now() - t0;
+        t_get[r] = bench_now() - t0;
 
-        t0 = now();
+        t0 = bench_now();
         memset(&it, 0, sizeof(it));
         n = 0;
         for (int ret = run_iter_seek(rn, &it, NULL, 0, NULL); ret == 0;
              ret = run_iter_next(&it, NULL))
             n++;
-        t_walk[r] = now() - t0;
+        t_walk[r] = bench_now() - t0;
         if (n != rows) {
             fprintf(stderr, "bench_run: the walk saw %zu of %zu rows\n", n,
                     rows);
@@ -194,16 +162,16 @@ main(int argc, char **argv)
            runs);
     printf("%-44s %14s %10s\n", "", "rows/s", "MB/s");
     printf("%-44s %14.0f %10.1f\n", "write the run + fdatasync",
-           rows / median(t_write, runs), mb / median(t_write, runs));
+           rows / bench_median(t_write, runs), mb / bench_median(t_write, runs));
     printf("%-44s %14s %10.1f\n", "raw 1 MiB writes of as many bytes + sync",
-           "", mb / median(t_raw, runs));
-    printf("%-44s %14.2f\n", "run / raw", median(t_raw, runs) /
-           median(t_write, runs));
+           "", mb / bench_median(t_raw, runs));
+    printf("%-44s %14.2f\n", "run / raw", bench_median(t_raw, runs) /
+           bench_median(t_write, runs));
     printf("%-44s %14.3f ms\n", "open (footer, index, filter checked)",
-           median(t_open, runs) * 1e3);
+           bench_median(t_open, runs) * 1e3);
     printf("%-44s %14.0f\n", "random lookups (mapped, first touch checks)",
-           rows / median(t_get, runs));
-    printf("%-44s %14.0f\n", "ordered walk", rows / median(t_walk, runs));
+           rows / bench_median(t_get, runs));
+    printf("%-44s %14.0f\n", "ordered walk", rows / bench_median(t_walk, runs));
     printf("%-44s %14.2f\n", "resident index bytes per row (block index)",
            (double)blocks * 32.0 / (double)rows);
     return 0;
