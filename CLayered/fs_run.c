@@ -156,6 +156,27 @@ key_hash(const void *key, size_t klen)
     return h;
 }
 
+/*
+ * bloom_block, bloom_next --
+ *     The filter is blocked: a key's k bits all fall in one 64-byte block
+ *     (one cache line), chosen by the hash's high half; the low half steps
+ *     through the block's 512 bits.  A lookup then misses the cache once,
+ *     not k times, for a slightly higher false-positive rate.
+ */
+static inline uint64_t
+bloom_block(uint64_t h, uint64_t nblocks)
+{
+    return (h >> 32) % nblocks;
+}
+
+static inline uint32_t
+bloom_step(uint64_t h)
+{
+    uint32_t a = (uint32_t)h;
+
+    return (a >> 17) | (a << 15) | 1;
+}
+
 static int
 key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
@@ -380,22 +401,19 @@ run_writer_finish(run_writer *w, run_info *info)
     /* The filter: u32 k, u32 reserved, the bits, a checksum. */
     filter_off = w->off;
     nbits = w->rows * RUN_BLOOM_BITS_PER_KEY;
-    if (nbits < 64)
-        nbits = 64;
-    nbits = (nbits + 63) & ~(uint64_t)63;
+    nbits = (nbits + 511) & ~(uint64_t)511; /* whole 64-byte blocks */
     filter_len = 8 + (size_t)(nbits / 8) + 4;
     if ((bloom = calloc(1, filter_len)) == NULL)
         ERR(ENOMEM);
     k = RUN_BLOOM_K;
     le32_put(bloom, k);
     for (i = 0; i < w->nhashes; i++) {
-        uint32_t h1 = (uint32_t)w->hashes[i], h2 = (uint32_t)(w->hashes[i] >> 32);
-        uint32_t j;
+        uint64_t h = w->hashes[i];
+        unsigned char *b = bloom + 8 + bloom_block(h, nbits / 512) * 64;
+        uint32_t bit = (uint32_t)h, step = bloom_step(h), j;
 
-        for (j = 0; j < k; j++) {
-            uint64_t bit = ((uint64_t)h1 + (uint64_t)j * h2) % nbits;
-            bloom[8 + bit / 8] |= (unsigned char)(1u << (bit % 8));
-        }
+        for (j = 0; j < k; j++, bit += step)
+            b[(bit & 511) / 8] |= (unsigned char)(1u << (bit % 8));
     }
     le32_put(bloom + filter_len - 4, crc32c(0, bloom, filter_len - 4));
     ERR(out_add(w, bloom, filter_len));
@@ -490,7 +508,7 @@ run_open(const unsigned char *base, size_t len, run **rp, const char **why,
     /* The parts are contiguous and end at the footer. */
     if (index_off > foot_off || index_len > foot_off - index_off ||
         filter_off != index_off + index_len ||
-        filter_len != foot_off - filter_off || filter_len < 8 + 8 + 4 ||
+        filter_len != foot_off - filter_off || filter_len < 8 + 64 + 4 ||
         index_len < 8 || blocks == 0 || le64_get(foot + 48) < blocks ||
         le64_get(foot + 32) > le64_get(foot + 40))
         CORRUPT("run footer fields out of range", foot_off);
@@ -566,7 +584,7 @@ run_open(const unsigned char *base, size_t len, run **rp, const char **why,
         crc32c(0, p, (size_t)filter_len - 4))
         CORRUPT("run filter checksum mismatch", filter_off);
     r->bloom_k = le32_get(p);
-    if (r->bloom_k == 0 || r->bloom_k > 32)
+    if (r->bloom_k == 0 || r->bloom_k > 32 || (filter_len - 12) % 64 != 0)
         CORRUPT("run filter fields out of range", filter_off);
     r->bloom = p + 8;
     r->bloom_bits = (filter_len - 12) * 8;
@@ -839,14 +857,13 @@ bool
 run_may_hold(const run *r, const void *key, size_t klen)
 {
     uint64_t h = key_hash(key, klen);
-    uint32_t h1 = (uint32_t)h, h2 = (uint32_t)(h >> 32), j;
+    const unsigned char *b =
+        r->bloom + bloom_block(h, r->bloom_bits / 512) * 64;
+    uint32_t bit = (uint32_t)h, step = bloom_step(h), j;
 
-    for (j = 0; j < r->bloom_k; j++) {
-        uint64_t bit = ((uint64_t)h1 + (uint64_t)j * h2) % r->bloom_bits;
-
-        if ((r->bloom[bit / 8] & (1u << (bit % 8))) == 0)
+    for (j = 0; j < r->bloom_k; j++, bit += step)
+        if ((b[(bit & 511) / 8] & (1u << (bit % 8))) == 0)
             return false;
-    }
     return true;
 }
 

@@ -14,7 +14,8 @@
  * RUN_RESTART_INTERVAL rows a row shares nothing (a restart point, where a
  * search can start).  The index holds, per block, the block's last key,
  * offset and length; the filter is a bloom filter over every key; each
- * has its CRC32C.  The footer (RUN_FOOTER_BYTES, at the run's end) locates
+ * has its CRC32C (the filter is blocked: each key's bits in one 64-byte
+ * block).  The footer (RUN_FOOTER_BYTES, at the run's end) locates
  * both and carries the table's incarnation id, the writer's epoch, the
  * LSN range and the row count, under its own CRC32C.  All integers
  * little-endian; offsets are relative to the run's first byte, so a run
