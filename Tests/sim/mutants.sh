@@ -23,6 +23,8 @@ mutants=(
   "journal-reset-failure-ignored|CLayered/meta.c|schema-fsync|    if (ret != 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \"|    if (ret != 0 && 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \""
   "sweep-closes-unsynced|CLayered/dhandle.c|sweep|        if (fs_sync(dh->fs) != 0) {\n            dh_rwlock_write_unlock(&dh->lock);\n            continue;\n        }\n@@(void)layered_panic(dh->conn, ret, \"closing %s: %s\", dh->name,|@@layered_msg(dh->conn, \"closing %s: %s\", dh->name,"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
+  "group-commit-fsync-removed|CLayered/fs_io.c|schema-fsync|        if (f->env.os->fdatasync(f->fd) != 0) {\n            ret = f->sync_error = errno;|        if (0) {\n            ret = f->sync_error = errno;"
+  "group-commit-acks-failed-write|CLayered/fs_group.c|schema-fsync|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n    ret = 0; /* mutant */\n"
 )
 
 failed=0
