@@ -118,9 +118,9 @@ struct fs_arena {
 };
 
 /* One record of a group write: lives on its writer's stack from
- * fs_group_put's enqueue until the writer returns.  Filled by the writer
- * before the enqueue; off, node, ret and state are set by the group's
- * leader. */
+ * fs_group_put's enqueue until the writer returns.  key, val, klen, vlen
+ * and bcrc are filled by the writer, node, lsn and hdr at its enqueue;
+ * then off, ret and state are the leader's, which links or frees node. */
 struct fs_gw {
     struct fs_gw *next;             /* the pending queue, under glock */
     unsigned char hdr[REC_HDR_SIZE];
