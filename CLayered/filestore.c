@@ -35,16 +35,91 @@
  * plus its key, rounded to 8, and no malloc.  Nodes unlinked by a stable
  * delete go on per-size free lists inside the arena.
  *
- * Locking: each file has one pthread rwlock, writer-preferring (so a stream
- * of readers cannot starve a writer; never take it recursively).  It
- * protects everything in struct fs_file below the lock: the tree and arena,
- * the counters, the write buffer, the end offsets and the descriptor (which
- * compaction replaces).  Readers (fs_seek, fs_read_value, fs_get_info,
- * fs_empty) take it shared; writers (fs_put, fs_del, fs_sync, fs_compact,
- * fs_clear, and fs_copy's destination) take it exclusive.  fs_copy takes
- * the source shared and then the destination exclusive, per batch.  The
- * lock is never held while calling out of the file store except to the env's
- * failpoint and message hooks, which must not call back into it.
+ * Locking.  Each file has one pthread rwlock, the file's lock,
+ * writer-preferring (a stream of readers cannot starve a writer; never
+ * taken recursively).  It protects everything readers look at: the tree,
+ * the counters, end, disk_end, wgen/synced_wgen, the write buffer and the
+ * descriptor (which compaction replaces).  Readers (fs_seek, fs_read_value,
+ * fs_get_info, fs_empty, fs_sync_gen) take it shared.  The lock is never
+ * held while calling out of the file store except to the env's failpoint
+ * and message hooks, which must not call back into it.
+ *
+ * Group commit (fs_group.c) is the write path of fs_put at
+ * LAYERED_SYNC_WRITE and LAYERED_SYNC_FSYNC.  Before it, fs_put held the
+ * lock exclusive across the index lookup, the LSN draw and a pwritev per
+ * row, so two inserting threads ran one at a time, and slower than one
+ * (each handed the lock to the other through a futex sleep and wake-up).
+ * Now a put:
+ *   1. computes its body checksum (no lock) and, if other writers are
+ *      about, walks the index to its key under the lock shared, so the
+ *      walk's cache misses (most of an insert's time in a large index)
+ *      are taken beside the other writers and not under the lock
+ *      exclusive;
+ *   2. under glock (a mutex of the file, held for a few dozen
+ *      instructions): waits while the gate is closed, allocates its index
+ *      node (ENOMEM here changes nothing), enters the gate, draws its LSN,
+ *      encodes its header and queues its record (header on its stack, key
+ *      and value in the caller's buffers), so queue order is LSN order;
+ *   3. if no writer leads, it leads; else it waits (spins briefly, then
+ *      sleeps on gcv) until the leader marks its record done or hands it
+ *      the lead.  A leader gives writers about to queue a moment to join,
+ *      takes up to GROUP_MAX queued records, gives them consecutive
+ *      offsets from disk_end, writes them with one pwritev (and, under
+ *      LAYERED_SYNC_FSYNC, one fdatasync for all) with no lock held; then
+ *      under the lock exclusive it publishes the new end and links every
+ *      entry of the group, in queue order; then under glock it marks every
+ *      record of the group done with the result and hands the lead to the
+ *      first record queued meanwhile;
+ *   4. leaves the gate.
+ * So one pwritev serves everyone queued while the previous one ran, and
+ * the file's lock is held exclusive for index links, never for a system
+ * call, so readers and the next writers' walks go on during a write.  The
+ * guarantees:
+ *   - Acknowledged means written: a put returns 0 only after its group's
+ *     pwritev (and fdatasync) returned.  A reader sees a row only once it
+ *     is linked, after its write completed, when its put can no longer
+ *     fail; the row is never read from the queue (readers of the write
+ *     buffer are LAYERED_SYNC_NONE's only).
+ *   - No holes, no reordering: there is one leader at a time, each group
+ *     is written at disk_end as its leader found it, and the next leader
+ *     starts only after the previous one published the new disk_end, so
+ *     the log is always a prefix of records in offset (= LSN) order and
+ *     recovery's torn-tail rule holds for a crash at any moment.
+ *   - A failed group changed nothing: its bytes are cut back (tail_dirty
+ *     makes the next write retry a failed cut first), disk_end does not
+ *     move, every put of the group gets the error, its nodes go back to
+ *     the arena unlinked, and the next group is written at the same offset.
+ *   - Newest wins: groups are linked one after another and in queue
+ *     order within a group, so the later record of a key (higher offset,
+ *     later LSN) is the one indexed, as recovery finds it.
+ * The gate keeps the exclusive operations -- fs_del, fs_sync, fs_compact,
+ * fs_clear, fs_copy's destination -- apart from group writers: they close
+ * it (fs_gate_close: new puts wait at it) and wait until every put inside
+ * has linked or failed, and only then take the lock exclusive; so no group
+ * is queued or in flight while they move offsets, replace the descriptor
+ * or sync, and an fs_sync includes every acknowledged put.
+ *
+ * Who may touch what:
+ *   glock protects the queue, the leader role, gate_closers, and the arena
+ *   while the gate is open (group writers allocate and free nodes under it
+ *   alone; the lock exclusive with the gate closed, or at
+ *   LAYERED_SYNC_NONE where no group writer exists, suffices otherwise).
+ *   The write role -- the current leader, or an exclusive operation with
+ *   the gate closed; never both, one at a time -- owns the bytes past
+ *   disk_end, tail_dirty and sync_error, and may read disk_end without the
+ *   lock, since only the write role changes it (always under the lock
+ *   exclusive, which readers exclude).
+ *   gate_writers and arriving are atomic (see gate_leave for why no
+ *   wake-up is lost); a record's state is atomic, stored by its leader
+ *   under glock with release order and read by its writer with acquire;
+ *   a queued record's off, node and ret belong to its leader until then.
+ * Order: the gate (a wait, not a lock: closed before taking the lock,
+ * never while holding it) -> the file's lock -> glock.  glock is never held
+ * while taking the file's lock.  fs_copy closes the destination's gate,
+ * then takes the source shared and the destination exclusive, per batch;
+ * no group writer of the destination waits for the source.
+ * At LAYERED_SYNC_NONE, fs_put keeps the buffered path: the record goes
+ * into the write buffer under the lock exclusive.
  */
 
 #include "fs_int.h"
@@ -66,6 +141,21 @@ fs_put(fs_file *f, const void *key, size_t klen, const void *val,
     /* The body checksum needs no lock: compute it first. */
     bcrc = crc32c(crc32c(0, key, klen), val, vlen);
 
+    if (f->env.sync != LAYERED_SYNC_NONE) {
+        struct fs_gw gw;
+
+        gw.key = key;
+        gw.klen = klen;
+        gw.val = val;
+        gw.vlen = vlen;
+        gw.bcrc = bcrc;
+        if ((ret = fs_group_put(f, &gw)) == 0 && lsnp != NULL)
+            *lsnp = gw.lsn;
+        return (ret);
+    }
+
+    /* LAYERED_SYNC_NONE: the record goes to the write buffer under the
+     * lock; no group writer exists at this level. */
     (void)pthread_rwlock_wrlock(&f->lock);
     if ((n = fs_idx_find(&f->tree, key, klen, &parent, &dir)) == NULL) {
         if ((n = fs_node_alloc(&f->arena, key, klen)) == NULL)
@@ -109,6 +199,7 @@ fs_del(fs_file *f, const void *key, size_t klen, bool keep_tombstone,
         return (EINVAL);
     bcrc = crc32c(0, key, klen);
 
+    fs_gate_close(f);
     (void)pthread_rwlock_wrlock(&f->lock);
     n = fs_idx_find(&f->tree, key, klen, &parent, &dir);
     if (!keep_tombstone && (n == NULL || NODE_IS_TOMB(n)))
@@ -140,6 +231,7 @@ err:
     if (fresh)
         fs_node_free(&f->arena, n);
     (void)pthread_rwlock_unlock(&f->lock);
+    fs_gate_open(f);
     return (ret);
 }
 
@@ -339,10 +431,12 @@ fs_sync(fs_file *f)
 {
     int ret;
 
+    fs_gate_close(f);
     (void)pthread_rwlock_wrlock(&f->lock);
     if ((ret = fs_flush(f)) == 0)
         ret = fs_datasync(f);
     (void)pthread_rwlock_unlock(&f->lock);
+    fs_gate_open(f);
     return (ret);
 }
 
@@ -354,7 +448,10 @@ fs_get_info(fs_file *f, fs_info *info)
     info->live_bytes = f->live_bytes;
     info->entries = f->entries;
     info->max_lsn = f->max_lsn;
+    /* Group writers allocate nodes under glock alone. */
+    (void)pthread_mutex_lock(&f->glock);
     info->index_bytes = f->arena.bytes;
+    (void)pthread_mutex_unlock(&f->glock);
     (void)pthread_rwlock_unlock(&f->lock);
 }
 

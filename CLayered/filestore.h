@@ -29,7 +29,8 @@ struct os_ops;
 /* What a file needs from its connection. */
 typedef struct fs_env {
     /* The connection-wide LSN counter: a write takes the next value with
-     * atomic_fetch_add(lsn, 1) + 1 while it holds the file's lock, so LSNs
+     * atomic_fetch_add(lsn, 1) + 1 while it holds the file's lock or, for a
+     * group write, the file's queue lock as it queues its record, so LSNs
      * in one file increase in file order. */
     _Atomic uint64_t *lsn;
     /* Counts fs_open calls, so each open gets its own instance number
@@ -82,7 +83,11 @@ int fs_close(fs_file *f);
 /* fs_put --
  *     Append a PUT record and point the index at it.  On error nothing is
  *     appended (a partial write is truncated away) and the index is
- *     unchanged.  *lsnp (may be NULL) receives the record's LSN. */
+ *     unchanged.  *lsnp (may be NULL) receives the record's LSN.  Any
+ *     thread; at LAYERED_SYNC_WRITE and LAYERED_SYNC_FSYNC concurrent puts
+ *     share one write (group commit, filestore.c): a put may wait for the
+ *     group written before its own, and for fs_del, fs_sync, fs_compact,
+ *     fs_clear or an fs_copy into the file. */
 int fs_put(fs_file *f, const void *key, size_t klen, const void *val,
            size_t vlen, uint64_t *lsnp);
 

@@ -26,6 +26,7 @@ fs_compact(fs_file *f, bool force, bool *compactedp)
     RB_INIT(&nt);
     memset(&w, 0, sizeof(w));
 
+    fs_gate_close(f);
     (void)pthread_rwlock_wrlock(&f->lock);
     dead = f->end - FILE_HDR_SIZE - f->live_bytes;
     if (f->entries == 0 && f->end > FILE_HDR_SIZE) {
@@ -125,6 +126,7 @@ err:
     if (map != NULL)
         (void)f->env.os->munmap((void *)map, (size_t)map_len);
     (void)pthread_rwlock_unlock(&f->lock);
+    fs_gate_open(f);
     fs_arena_destroy(&na);
     free(w.buf);
     free(tmp);
@@ -139,6 +141,7 @@ fs_clear(fs_file *f, unsigned flags)
     uint64_t lsn;
     int ret = 0;
 
+    fs_gate_close(f);
     (void)pthread_rwlock_wrlock(&f->lock);
     /* Append a clear marker rather than truncate: an append is cheap where
      * freeing blocks is not (a truncate may discard them synchronously),
@@ -158,5 +161,6 @@ fs_clear(fs_file *f, unsigned flags)
 
 err:
     (void)pthread_rwlock_unlock(&f->lock);
+    fs_gate_open(f);
     return (ret);
 }

@@ -181,6 +181,9 @@ copy_batch(struct copy_state *cs, fs_copy_stats *stats, bool *donep)
     int ret = 0;
     bool hint_set = false;
 
+    /* dst's gate first: its group writers need dst's lock to finish, and
+     * none of them waits for src's. */
+    fs_gate_close(dst);
     (void)pthread_rwlock_rdlock(&src->lock);
     (void)pthread_rwlock_wrlock(&dst->lock);
     if (!cs->started) {
@@ -332,6 +335,7 @@ err:
             fs_node_free(&dst->arena, cs->ops[i].fresh);
     (void)pthread_rwlock_unlock(&dst->lock);
     (void)pthread_rwlock_unlock(&src->lock);
+    fs_gate_open(dst);
     return (ret);
 }
 
@@ -381,9 +385,11 @@ fs_copy(fs_file *src, fs_file *dst, unsigned flags, int (*hook)(void *arg),
     }
 
     if (stats->rows > 0 && !(flags & FS_NOSYNC)) {
+        fs_gate_close(dst);
         (void)pthread_rwlock_wrlock(&dst->lock);
         ret = fs_datasync(dst);
         (void)pthread_rwlock_unlock(&dst->lock);
+        fs_gate_open(dst);
     }
 
 err:

@@ -48,6 +48,16 @@
 
 #define REC_KLEN_MASK 0xffffffu
 
+/* Group commit (fs_group.c): the most records one group write takes (three
+ * iovecs each, well under IOV_MAX), and how long a waiting writer spins
+ * before it sleeps (in pause instructions, a few microseconds: about one
+ * small pwritev). */
+#define GROUP_MAX 64
+#define GROUP_SPIN 2000
+/* How long a leader waits for writers about to queue to join its group
+ * (group_lead), in pause instructions. */
+#define GROUP_JOIN_SPIN 100
+
 /* Write buffer of LAYERED_SYNC_NONE files. */
 #define WBUF_SIZE (1024u * 1024)
 /* fs_copy: the destination batch buffer and the rows per batch (the
@@ -107,9 +117,41 @@ struct fs_arena {
     struct fs_node *free[ARENA_FREE_LISTS];
 };
 
+/* One record of a group write: lives on its writer's stack from
+ * fs_group_put's enqueue until the writer returns.  key, val, klen, vlen
+ * and bcrc are filled by the writer, node, lsn and hdr at its enqueue;
+ * then off, ret and state are the leader's, which links or frees node. */
+struct fs_gw {
+    struct fs_gw *next;             /* the pending queue, under glock */
+    unsigned char hdr[REC_HDR_SIZE];
+    const void *key, *val;
+    size_t klen, vlen;
+    uint32_t bcrc;                  /* crc32c of key || value */
+    uint64_t lsn;
+    uint64_t off;                   /* where the leader wrote it */
+    struct fs_node *node;           /* allocated at the enqueue, unlinked */
+    int ret;
+    _Atomic int state;              /* GW_WAIT, GW_LEAD, GW_DONE */
+};
+#define GW_WAIT 0
+#define GW_LEAD 1 /* the previous leader handed over: write the next group */
+#define GW_DONE 2 /* written and linked (ret 0) or failed (ret); node used
+                   * or freed */
+
 struct fs_file {
     char *path;
     fs_env env;
+
+    /* Group commit (fs_group.c; the locking paragraph of filestore.c). */
+    pthread_mutex_t glock;
+    pthread_cond_t gcv;             /* a group is done or handed over */
+    pthread_cond_t gate_cv;         /* the gate opened / writers left */
+    struct fs_gw *pend_head;        /* queued records, in LSN order */
+    struct fs_gw **pend_tail;
+    bool leading;                   /* some writer is the leader */
+    _Atomic unsigned gate_closers;  /* exclusive operations wanting in */
+    _Atomic unsigned gate_writers;  /* fs_group_put calls inside the gate */
+    _Atomic unsigned arriving;      /* puts past their walk, not queued */
 
     pthread_rwlock_t lock;
     int fd;
@@ -290,6 +332,15 @@ void fs_idx_set(fs_file *f, struct fs_node *n, bool is_new, uint64_t off,
 void fs_idx_remove(fs_file *f, struct fs_node *n);
 void fs_idx_reset(fs_file *f);
 void fs_lsn_raise(_Atomic uint64_t *counter, uint64_t lsn);
+
+/* group commit (fs_group.c) */
+int fs_group_init(fs_file *f);
+void fs_group_destroy(fs_file *f);
+int fs_group_put(fs_file *f, struct fs_gw *gw);
+void fs_gate_close(fs_file *f);
+void fs_gate_open(fs_file *f);
+int fs_write_group(fs_file *f, struct iovec *iov, int iovcnt,
+                   uint64_t start, unsigned *wchangesp);
 
 /* open (fs_open.c) */
 int fs_load(fs_file *f, uint64_t size);

@@ -257,6 +257,59 @@ fs_append(fs_file *f, const unsigned char *hdr, const void *key,
 }
 
 /*
+ * fs_write_group --
+ *     The I/O of a group write (fs_group.c): write the records at start
+ *     (the file's disk_end) and, under LAYERED_SYNC_FSYNC, fdatasync them;
+ *     one fdatasync covers the whole group.  Called by the group's leader
+ *     without the file's lock, so it changes only what the write role owns
+ *     (the file's bytes past disk_end, tail_dirty, sync_error; see the
+ *     locking paragraph in filestore.c) and counts its changes through fd
+ *     in *wchangesp, which the leader adds to wgen under the lock.  On
+ *     failure the file is cut back to start: no byte of the group stays,
+ *     and if even the cut fails, tail_dirty makes the next write retry it
+ *     before writing at start again.
+ */
+int
+fs_write_group(fs_file *f, struct iovec *iov, int iovcnt, uint64_t start,
+               unsigned *wchangesp)
+{
+    int ret = 0;
+
+    *wchangesp = 0;
+    if (f->tail_dirty) {
+        ++*wchangesp;
+        if (f->env.os->ftruncate(f->fd, (off_t)start) != 0)
+            return (errno);
+        f->tail_dirty = false;
+    }
+    /* A real fdatasync failure is sticky (fs_datasync): no write at this
+     * level can be acknowledged until compaction or clear replaces the
+     * contents. */
+    if (f->env.sync == LAYERED_SYNC_FSYNC && f->sync_error != 0)
+        return (f->sync_error);
+    RET(fs_failpoint(f, "fs.write"));
+    ++*wchangesp;
+    if ((ret = pwritev_full(f->env.os, f->fd, iov, iovcnt, start)) != 0)
+        goto cut;
+    if (f->env.sync == LAYERED_SYNC_FSYNC) {
+        if ((ret = fs_failpoint(f, "fs.sync")) != 0)
+            goto cut;
+        if (f->env.os->fdatasync(f->fd) != 0) {
+            ret = f->sync_error = errno;
+            fs_message(f, "file-store: %s: fdatasync failed: %s", f->path,
+                       strerror(ret));
+            goto cut;
+        }
+    }
+    return (0);
+
+cut:
+    ++*wchangesp;
+    f->tail_dirty = f->env.os->ftruncate(f->fd, (off_t)start) != 0;
+    return (ret);
+}
+
+/*
  * fs_write_header --
  *     Start an empty file: truncate, write the file header, sync.
  */

@@ -160,6 +160,7 @@ static void
 fs_free(fs_file *f)
 {
     fs_arena_destroy(&f->arena);
+    fs_group_destroy(f);
     (void)pthread_rwlock_destroy(&f->lock);
     free(f->wbuf);
     free(f->path);
@@ -193,6 +194,11 @@ fs_open(const char *path, unsigned flags, const fs_env *env, fs_file **fp)
     ret = pthread_rwlock_init(&f->lock, &attr);
     (void)pthread_rwlockattr_destroy(&attr);
     if (ret != 0) {
+        free(f);
+        return (ret);
+    }
+    if ((ret = fs_group_init(f)) != 0) {
+        (void)pthread_rwlock_destroy(&f->lock);
         free(f);
         return (ret);
     }

@@ -60,7 +60,12 @@
 #define fs_empty __layered_fs_empty
 #define fs_file_hdr_encode __layered_fs_file_hdr_encode
 #define fs_flush __layered_fs_flush
+#define fs_gate_close __layered_fs_gate_close
+#define fs_gate_open __layered_fs_gate_open
 #define fs_get_info __layered_fs_get_info
+#define fs_group_destroy __layered_fs_group_destroy
+#define fs_group_init __layered_fs_group_init
+#define fs_group_put __layered_fs_group_put
 #define fs_header_check __layered_fs_header_check
 #define fs_idx_find __layered_fs_idx_find
 #define fs_idx_link __layered_fs_idx_link
@@ -89,6 +94,7 @@
 #define fs_sync __layered_fs_sync
 #define fs_sync_gen __layered_fs_sync_gen
 #define fs_write_at_end __layered_fs_write_at_end
+#define fs_write_group __layered_fs_write_group
 #define fs_write_header __layered_fs_write_header
 #define layered_msg __layered_layered_msg
 #define layered_panic __layered_layered_panic

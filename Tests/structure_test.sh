@@ -26,6 +26,7 @@ layers=(
   fs_run      # immutable sorted runs: writer, checks, lookups, walks
   fs_io       # the file store's I/O: full writes and reads, append, sync
   fs_index    # the arena and the in-memory index of one file
+  fs_group    # group commit: the write path of puts that reach the OS
   fs_open     # open, recovery, close of one file
   filestore   # point operations: put, delete, seek, read, sync, info
   fs_compact  # compaction and clear

@@ -25,6 +25,8 @@ mutants=(
   "runfile-data-sync-removed|CLayered/fs_run.c|runfile|    if (fw->os->fdatasync(fw->fd) != 0)\n        ERR(errno);|    if (0)\n        ERR(errno);"
   "runfile-dir-sync-removed|CLayered/fs_run.c|runfile|    ERR(os_dir_fsync(fw->os, fw->dirfd));|    (void)fw->dirfd;"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
+  "group-commit-fsync-removed|CLayered/fs_io.c|schema-fsync|        if (f->env.os->fdatasync(f->fd) != 0) {\n            ret = f->sync_error = errno;|        if (0) {\n            ret = f->sync_error = errno;"
+  "group-commit-acks-failed-write|CLayered/fs_group.c|schema-fsync|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n    ret = 0; /* mutant */\n"
 )
 
 failed=0

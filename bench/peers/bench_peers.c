@@ -13,7 +13,10 @@
  *   -p  rows preloaded for the point workload (1000000)
  *   -s  seconds per point-operation run (1)
  *   -w  comma-separated workloads: copy100, copy1k, many, point (all;
- *       point also runs the ordered scan of its preloaded table)
+ *       point also runs the ordered scan of its preloaded table), and
+ *       insert: only the insert figures of point (1 and 2 threads), the
+ *       quick look at the write path, e.g.
+ *       bench_peers -w insert -e layered -p 100000 -s 0.5 -r 5
  *   -e  comma-separated engines (every one built in)
  *   -o  also write the figures as tab-separated lines for the chart and
  *       the goals: "copy100|copy1k ENGINE MB/s min max" and
@@ -486,10 +489,11 @@ point_run(void *state, void (*fn)(struct point_job *), int threads,
 /*
  * point_workload --
  *     Random point reads of existing keys, then inserts of new keys, on one
- *     and two threads, against a table preloaded with `rows` rows.
+ *     and two threads, against a table preloaded with `rows` rows.  With
+ *     inserts_only, no scan and no reads.
  */
 static void
-point_workload(uint64_t rows, double seconds)
+point_workload(uint64_t rows, double seconds, int inserts_only)
 {
     char dirs[MAX_ENGINES][4096];
     void *state[MAX_ENGINES];
@@ -512,7 +516,7 @@ point_workload(uint64_t rows, double seconds)
         state[e] = engines[e]->point_prepare(&w);
     }
     /* The scans come first, while every table holds exactly `rows` rows. */
-    for (r = 0; r < runs; r++)
+    for (r = 0; r < runs && !inserts_only; r++)
         for (e = 0; e < n_engines; e++) {
             uint64_t start, n;
             if (state[e] == NULL || engines[e]->point_scan == NULL)
@@ -526,7 +530,7 @@ point_workload(uint64_t rows, double seconds)
                     scan[e].v[scan[e].n - 1]);
         }
     for (r = 0; r < runs; r++)
-        for (k = 0; k < 4; k++)
+        for (k = inserts_only ? 2 : 0; k < 4; k++)
             for (e = 0; e < n_engines; e++) {
                 if (state[e] == NULL)
                     continue;
@@ -552,9 +556,16 @@ point_workload(uint64_t rows, double seconds)
         printf("| %s%s%s", e == 0 ? "**" : "", engines[e]->name,
                e == 0 ? "**" : "");
         for (k = 0; k < 4; k++)
-            printf(" | %.0f (%.0f–%.0f)", fig_median(&ops[e][k]),
-                   fig_min(&ops[e][k]), fig_max(&ops[e][k]));
+            if (ops[e][k].n == 0)
+                printf(" | –");
+            else
+                printf(" | %.0f (%.0f–%.0f)", fig_median(&ops[e][k]),
+                       fig_min(&ops[e][k]), fig_max(&ops[e][k]));
         printf(" |\n");
+    }
+    if (inserts_only) {
+        fflush(stdout);
+        return;
     }
     printf("\n### Scan: every row of the point table (%llu rows, 16-byte keys, "
            "100-byte values) in key order\n\n",
@@ -636,7 +647,7 @@ main(int argc, char *argv[])
         default:
             fprintf(stderr, "usage: bench_peers [-d dir] [-r runs] [-n rows] "
                             "[-t tables] [-p rows] [-s seconds] [-w "
-                            "copy100,copy1k,many,point] [-e engines] "
+                            "copy100,copy1k,many,point,insert] [-e engines] "
                             "[-o datafile]\n");
             return 2;
         }
@@ -674,7 +685,9 @@ main(int argc, char *argv[])
     if (listed(workloads, "many"))
         many_workload(tables);
     if (listed(workloads, "point"))
-        point_workload(point_rows, seconds);
+        point_workload(point_rows, seconds, 0);
+    else if (workloads != NULL && listed(workloads, "insert"))
+        point_workload(point_rows, seconds, 1);
     if (chart)
         fclose(chart);
     return 0;
