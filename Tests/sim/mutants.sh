@@ -22,6 +22,8 @@ mutants=(
   "rename-dir-fsync-removed|CLayered/meta.c|schema-write|        (ret = os_dir_fsync(conn->os, conn->home_fd)) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \"|        (ret = 0) != 0) {\n        ret = layered_panic(conn, ret, \"metadata %s/%s: syncing the directory \""
   "journal-reset-failure-ignored|CLayered/meta.c|schema-fsync|    if (ret != 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \"|    if (ret != 0 && 0) {\n        ret = layered_panic(conn, ret, \"metadata journal %s/%s: starting \""
   "sweep-closes-unsynced|CLayered/dhandle.c|sweep|        if (fs_sync(dh->fs) != 0) {\n            dh_rwlock_write_unlock(&dh->lock);\n            continue;\n        }\n@@(void)layered_panic(dh->conn, ret, \"closing %s: %s\", dh->name,|@@layered_msg(dh->conn, \"closing %s: %s\", dh->name,"
+  "batch-rows-before-journal|CLayered/filestore.c|batch-fsync|    if (commit != NULL)\n        FS_ERR(commit(arg, ops, n));\n\n    /* The commit point@@\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)|\n    /* The commit point@@    if (commit != NULL)\n        FS_ERR(commit(arg, ops, n));\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)"
+  "batch-journal-unsynced|CLayered/batch.c|batch-none|    if (os->fdatasync(conn->batch_fd) != 0) {\n        ret = errno;\n        goto cut;\n    }\n    conn->batch_end += len;|    conn->batch_end += len;"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
 )
 

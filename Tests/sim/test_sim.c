@@ -21,6 +21,8 @@
  *   - a table's lifecycle state is one the acknowledged calls allow (an
  *     offload that failed past its stopping record may have completed);
  *   - every listed table has its files (an offloaded one its stable);
+ *   - every batch is visible whole or not at all, and one that committed
+ *     is there (a batch's journal record is synced at every sync level);
  *   - step-up after recovery succeeds and leaves every ingest empty;
  *   - a checkpoint succeeds and database_size equals the sizes of the
  *     stable files on the disk plus the buffer.
