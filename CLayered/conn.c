@@ -109,6 +109,9 @@ static void
 conn_free(layered_conn *conn)
 {
     if (conn->dhandles != NULL) {
+        /* A failed open may have opened handles (the batch journal's
+         * replay); at close they are closed already. */
+        (void)dh_close_all(conn);
         rcu_barrier();
         dh_table_destroy(conn);
     }
