@@ -307,9 +307,12 @@ void layered_config_init(layered_config *cfg);
  * Open a connection to a database home directory.
  *
  * Reads the metadata file, finishes any drop or offload a crash
- * interrupted, sets the configured failpoints and, with offload_idle_ms,
- * starts the maintenance thread.  Constituent files are opened lazily, on
- * first use; a torn tail is cut when a file is opened.
+ * interrupted, replays the batch journal (the constituents its records
+ * name are opened, the rows they lack written and synced, the journal
+ * emptied; a torn tail of it is cut), sets the configured failpoints and,
+ * with offload_idle_ms, starts the maintenance thread.  Other constituent
+ * files are opened lazily, on first use; a torn tail is cut when a file is
+ * opened.
  * @param[in] home the home directory.  With cfg->create it is created if
  * missing, but its parent must exist (so must shared_dir's)
  * @param[in] cfg the configuration, or NULL for the defaults; its strings
@@ -321,8 +324,9 @@ void layered_config_init(layered_config *cfg);
  * of home or shared_dir missing), ENOTDIR (home or shared_dir is not a
  * directory), EACCES/EROFS (cannot create or write the home, its LOCK file
  * or the metadata journal), EBUSY (the home is open in this or another
- * process), LAYERED_CORRUPT (damaged metadata file or journal; the message
- * names the file and offset), ENOMEM (also: more than 32 failpoints),
+ * process), LAYERED_CORRUPT (damaged metadata file or journal, or a batch
+ * journal record damaged before intact ones; the message names the file
+ * and offset), ENOMEM (also: more than 32 failpoints),
  * EAGAIN (the maintenance thread could not be started), EIO/ENOSPC
  * (reading the metadata, syncing the directory that holds a home or
  * shared directory this call created, or the writes that finish an
@@ -458,7 +462,8 @@ int layered_create(layered_session *session, const char *uri,
  * @return 0, EINVAL (NULL session, bad uri, unknown flags), ENOENT (no
  * such table, without FORCE), EBUSY (a cursor, a drain, a checkpoint
  * syncing the table, or an offload or restore holds it; nothing was
- * changed; retry later), ENOSPC/EIO (the drop record could not be written;
+ * changed; retry later), ENOSPC/EIO (the drop record could not be written,
+ * or retiring the batch journal -- syncing the constituents -- failed;
  * nothing was changed), EIO/EACCES/ENOSPC after the point of no return
  * (removing the files or writing the final record failed: the table now
  * reads as LAYERED_TABLE_DROPPED, cannot be opened, and the next drop or
@@ -859,7 +864,8 @@ int layered_unarchive(layered_session *session, const char *uri);
  * ingest holds rows not yet drained; nothing changed),
  * LAYERED_CORRUPT/EIO/EMFILE (opening the ingest to check it failed;
  * nothing changed), ENOSPC/EIO (the stable constituent could not be
- * synced, or the stopping record could not be written; nothing changed),
+ * synced, retiring the batch journal failed, or the stopping record could
+ * not be written; nothing changed),
  * ENOMEM, LAYERED_PANIC.  An offload that finds the table queued for a
  * running step-up's drain (its ingest is empty) takes it out of the queue
  * once the stopping record is durable.
