@@ -93,7 +93,8 @@ enum lock_level {
     LOCK_SCHEMA = 3,
     LOCK_DRAIN = 4,
     LOCK_DHANDLE = 5,
-    LOCK_BATCH = 6
+    LOCK_BATCH = 6,
+    LOCK_LEVEL_MAX = LOCK_BATCH /* the checker's table is sized by it */
 };
 /* LAYERED_LOCK_ORDER=1 compiles the checker in, =0 leaves it out; unset, it
  * follows NDEBUG.  CMake's LAYERED_LOCK_ORDER_CHECK option sets it in an
