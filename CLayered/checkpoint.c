@@ -78,6 +78,9 @@ checkpoint_locked(layered_conn *conn)
     bool compacted = false;
     int ret;
 
+    /* Before any compaction: the batch journal's rows durable in their
+     * files and the journal emptied (batch.c). */
+    ERR(batch_retire(conn));
     ERR(dh_collect(conn, &arr, &n));
     for (i = 0; i < n; i++) {
         /* The shared lock keeps a drop out while the file is synced and

@@ -107,12 +107,16 @@ static void
 conn_free(layered_conn *conn)
 {
     if (conn->dhandles != NULL) {
+        /* A failed open may have opened handles (the batch journal's
+         * replay); at close they are closed already. */
+        (void)dh_close_all(conn);
         rcu_barrier();
         dh_table_destroy(conn);
     }
     while (!RB_EMPTY(&conn->tables))
         tbl_free(conn, RB_MIN(__layered_table_tree, &conn->tables));
     meta_close(conn);
+    batch_journal_close(conn);
     if (conn->lock_fd >= 0)
         (void)conn->os->close(conn->lock_fd); /* releases the flock */
     if (conn->home_fd >= 0)
@@ -126,6 +130,7 @@ conn_free(layered_conn *conn)
     (void)pthread_mutex_destroy(&conn->schema_lock);
     (void)pthread_mutex_destroy(&conn->drain_lock);
     (void)pthread_mutex_destroy(&conn->sessions_lock);
+    (void)pthread_mutex_destroy(&conn->batch_lock);
     (void)pthread_mutex_destroy(&conn->maint_lock);
     (void)pthread_cond_destroy(&conn->maint_cond);
     free(conn->home);
@@ -168,11 +173,13 @@ layered_open_os(const char *home, const layered_config *cfg,
         return ENOMEM;
     conn->os = os != NULL ? os : &os_default;
     conn->home_fd = conn->shared_fd = conn->lock_fd = conn->meta_fd = -1;
+    conn->batch_fd = -1;
     (void)pthread_mutex_init(&conn->panic_lock, NULL);
     (void)pthread_mutex_init(&conn->ckpt_lock, NULL);
     (void)pthread_mutex_init(&conn->schema_lock, NULL);
     (void)pthread_mutex_init(&conn->drain_lock, NULL);
     (void)pthread_mutex_init(&conn->sessions_lock, NULL);
+    (void)pthread_mutex_init(&conn->batch_lock, NULL);
     (void)pthread_mutex_init(&conn->maint_lock, NULL);
     {
         pthread_condattr_t ca;
@@ -248,11 +255,14 @@ layered_open_os(const char *home, const layered_config *cfg,
     ERR(dh_table_create(conn));
     ERR(meta_load(conn));
     ERR(lifecycle_recover(conn));
+    /* After recovery: the tables are in their final states, so a batch
+     * record replays only into tables that still take writes. */
+    ERR(batch_journal_open(conn));
     /* A node that stopped as a follower, or during a step-up, may have left
-     * rows in its ingests: a leader reads the ingest over the stable, so a
-     * stale ingest value would hide the leader's writes.  Drain them now,
-     * as a step-up does (a drain repeated after a crash copies nothing
-     * twice). */
+     * rows in its ingests (replayed batches included): a leader reads the
+     * ingest over the stable, so a stale ingest value would hide the
+     * leader's writes.  Drain them now, as a step-up does (a drain
+     * repeated after a crash copies nothing twice). */
     if (cfg->role == LAYERED_ROLE_LEADER)
         ERR(drain_step_up(conn, NULL, true));
     /* Before this connection's first checkpoint: the files as on disk
@@ -290,6 +300,11 @@ layered_close(layered_conn *conn)
     lifecycle_stop(conn);
     while ((s = TAILQ_FIRST(&conn->sessions)) != NULL)
         (void)layered_session_close(s);
+    /* The rows of committed batches into their files, durably, and the
+     * journal emptied: the next open has nothing to replay.  After a panic
+     * the journal stays for that open. */
+    if (!conn_panicked(conn))
+        TRET(batch_retire(conn));
     TRET(dh_close_all(conn));
     if (!conn_panicked(conn)) {
         conn_lock(&conn->schema_lock, LOCK_SCHEMA);
@@ -325,6 +340,8 @@ layered_stats(layered_conn *conn, layered_conn_stats *st)
     st->bytes_drained = atomic_load(&conn->st_bytes_drained);
     st->inserts = atomic_load(&conn->st_inserts);
     st->removes = atomic_load(&conn->st_removes);
+    st->batches = atomic_load(&conn->st_batches);
+    st->batch_ops = atomic_load(&conn->st_batch_ops);
     st->archives = atomic_load(&conn->st_archives);
     st->unarchives = atomic_load(&conn->st_unarchives);
     st->restores = atomic_load(&conn->st_restores);

@@ -714,6 +714,11 @@ drain_step_up(layered_conn *conn, layered_drain_stats *stats, bool at_open)
     (void)pthread_rwlock_wrlock(&conn->role_lock);
     if (atomic_load(&conn->role) == LAYERED_ROLE_LEADER)
         goto done;
+    /* The drain clears ingests: no batch journal record may still name
+     * their rows (batch.c).  No batch runs now (they hold the role lock
+     * shared), and a failure here changes nothing: still a follower. */
+    if ((ret = batch_retire(conn)) != 0)
+        goto done;
     /* Leader first: from here on writes (once they can run) go to stable. */
     atomic_store(&conn->role, LAYERED_ROLE_LEADER);
 
@@ -795,5 +800,7 @@ done:
     (void)pthread_mutex_destroy(&ctx.lock);
     if (ctx.error == 0)
         dh_sweep(conn);
-    return ctx.error != 0 ? ret : 0;
+    /* ret is 0 unless the drain failed (the panic's value) or the batch
+     * journal could not be retired (nothing changed). */
+    return ret;
 }

@@ -495,3 +495,186 @@ fs_mark_synced(fs_file *f, const fs_sync_token *token)
         f->synced_wgen = token->gen;
     (void)pthread_rwlock_unlock(&f->lock);
 }
+
+/* fs_batch_apply's state for one op: its record header and the index node
+ * made ready for its key before the commit point. */
+struct batch_slot {
+    unsigned char hdr[REC_HDR_SIZE];
+    struct fs_node *node;
+    bool skip;
+};
+
+static int
+batch_file_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (fs_file *const *)a;
+    uintptr_t y = (uintptr_t) * (fs_file *const *)b;
+
+    return (x < y ? -1 : x > y ? 1 : 0);
+}
+
+/*
+ * batch_index --
+ *     Point the index at one applied op's record.  Its node, if the key
+ *     was missing, was allocated before the commit point: nothing here can
+ *     fail.
+ */
+static void
+batch_index(fs_file *f, const fs_batch_op *op, struct batch_slot *slot,
+            uint64_t off)
+{
+    struct fs_node *n, *parent = NULL;
+    int dir = 0;
+
+    n = fs_idx_find(&f->tree, op->key, op->klen, &parent, &dir);
+    if (op->kind == FS_BATCH_DEL) {
+        if (n != NULL)
+            fs_idx_remove(f, n);
+    } else if (n == NULL) {
+        n = slot->node;
+        slot->node = NULL;
+        fs_idx_link(&f->tree, n, parent, dir);
+        ++f->entries;
+        fs_idx_set(f, n, true, off, (uint32_t)op->vlen,
+                   op->kind == FS_BATCH_TOMB);
+    } else
+        fs_idx_set(f, n, false, off, (uint32_t)op->vlen,
+                   op->kind == FS_BATCH_TOMB);
+    if (op->lsn > f->max_lsn)
+        f->max_lsn = op->lsn;
+}
+
+int
+fs_batch_apply(fs_batch_op *ops, size_t n, unsigned flags,
+               int (*commit)(void *arg, const fs_batch_op *ops, size_t n),
+               void *arg, bool *committedp)
+{
+    struct batch_slot *slot = NULL;
+    struct fs_node *parent;
+    struct iovec *iov = NULL;
+    fs_file **files = NULL, *f;
+    uint64_t first, off, start;
+    size_t nfiles = 0, locked = 0, i, j, k;
+    uint32_t type;
+    int dir, ret = 0;
+    bool replay = (flags & FS_BATCH_REPLAY) != 0, any_del = false;
+
+    *committedp = false;
+    if (n == 0)
+        return (0);
+    for (i = 0; i < n; i++) {
+        if (ops[i].f == NULL || ops[i].key == NULL || ops[i].klen == 0 ||
+            ops[i].klen > LAYERED_KEY_MAX || ops[i].vlen > LAYERED_VALUE_MAX ||
+            (ops[i].val == NULL && ops[i].vlen > 0) ||
+            ops[i].kind < FS_BATCH_PUT || ops[i].kind > FS_BATCH_DEL ||
+            (ops[i].kind != FS_BATCH_PUT && ops[i].vlen > 0))
+            return (EINVAL);
+        if (ops[i].kind == FS_BATCH_DEL)
+            any_del = true;
+    }
+    if ((slot = calloc(n, sizeof(*slot))) == NULL ||
+        (files = malloc(n * sizeof(*files))) == NULL ||
+        (iov = malloc(3 * n * sizeof(*iov))) == NULL) {
+        free(slot);
+        free(files);
+        return (ENOMEM);
+    }
+    for (i = 0; i < n; i++)
+        files[i] = ops[i].f;
+    qsort(files, n, sizeof(*files), batch_file_cmp);
+    for (i = 0; i < n; i++)
+        if (nfiles == 0 || files[nfiles - 1] != files[i])
+            files[nfiles++] = files[i];
+    /* Address order: two batches sharing files lock them in one order.
+     * Each file's gate first (no group of puts queued or in flight: the
+     * batch writes at the file's end), then its lock; closing a gate holds
+     * no file lock, so the puts inside can finish (fs_group.c). */
+    for (j = 0; j < nfiles; j++)
+        fs_gate_close(files[j]);
+    for (locked = 0; locked < nfiles; locked++)
+        (void)pthread_rwlock_wrlock(&files[locked]->lock);
+
+    /* Everything that can fail, before the commit point.  Buffered
+     * records go out first so each file's batch is one direct write that
+     * keeps file order. */
+    for (j = 0; j < nfiles; j++)
+        ERR(fs_flush(files[j]));
+    for (i = 0; i < n; i++) {
+        f = ops[i].f;
+        if (replay && ops[i].lsn <= f->max_lsn) {
+            slot[i].skip = true;
+            continue;
+        }
+        if (ops[i].kind == FS_BATCH_DEL)
+            continue;
+        /* A key the file lacks needs a node; so may any key once an
+         * earlier op of the batch can remove it. */
+        if (any_del ||
+            fs_idx_find(&f->tree, ops[i].key, ops[i].klen, &parent, &dir) ==
+                NULL)
+            if ((slot[i].node = fs_node_alloc(&f->arena, ops[i].key,
+                                              ops[i].klen)) == NULL)
+                ERR(ENOMEM);
+    }
+    if (!replay) {
+        first = atomic_fetch_add(ops[0].f->env.lsn, n) + 1;
+        for (i = 0; i < n; i++)
+            ops[i].lsn = first + i;
+    } else
+        for (i = 0; i < n; i++)
+            fs_lsn_raise(ops[i].f->env.lsn, ops[i].lsn);
+    for (i = 0; i < n; i++) {
+        type = ops[i].kind == FS_BATCH_PUT    ? REC_PUT
+               : ops[i].kind == FS_BATCH_TOMB ? REC_TOMB
+                                              : REC_DEL;
+        fs_rec_hdr_encode(slot[i].hdr, type, ops[i].lsn, ops[i].klen,
+                          ops[i].vlen,
+                          crc32c(crc32c(0, ops[i].key, ops[i].klen),
+                                 ops[i].val, ops[i].vlen));
+    }
+    if (commit != NULL)
+        ERR(commit(arg, ops, n));
+
+    /* The commit point is passed: from here an error leaves the batch
+     * committed but not all applied, which only a replay repairs. */
+    *committedp = true;
+    for (j = 0; j < nfiles; j++) {
+        f = files[j];
+        for (i = k = 0; i < n; i++) {
+            if (ops[i].f != f || slot[i].skip)
+                continue;
+            iov[k].iov_base = slot[i].hdr;
+            iov[k++].iov_len = REC_HDR_SIZE;
+            iov[k].iov_base = (void *)ops[i].key;
+            iov[k++].iov_len = ops[i].klen;
+            if (ops[i].vlen > 0) {
+                iov[k].iov_base = (void *)ops[i].val;
+                iov[k++].iov_len = ops[i].vlen;
+            }
+        }
+        if (k == 0)
+            continue;
+        start = f->disk_end;
+        ERR(fs_write_at_end(f, iov, (int)k));
+        for (i = 0, off = start; i < n; i++) {
+            if (ops[i].f != f || slot[i].skip)
+                continue;
+            batch_index(f, &ops[i], &slot[i], off);
+            off += rec_size(ops[i].klen, ops[i].vlen);
+        }
+        f->disk_end = f->end = off;
+    }
+
+err:
+    for (i = 0; i < n; i++)
+        if (slot[i].node != NULL)
+            fs_node_free(&ops[i].f->arena, slot[i].node);
+    while (locked > 0)
+        (void)pthread_rwlock_unlock(&files[--locked]->lock);
+    for (j = 0; j < nfiles; j++)
+        fs_gate_open(files[j]);
+    free(iov);
+    free(files);
+    free(slot);
+    return (ret);
+}

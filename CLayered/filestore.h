@@ -231,6 +231,52 @@ typedef struct fs_sync_token {
 void fs_sync_gen(fs_file *f, fs_sync_token *token);
 void fs_mark_synced(fs_file *f, const fs_sync_token *token);
 
+/* fs_batch_apply --
+ *     Write the ops of one batch, across any number of files, as a unit.
+ *     Takes every file's lock exclusive (in address order, so two batches
+ *     never deadlock), checks and prepares everything that can fail
+ *     (sizes, memory, buffered records of LAYERED_SYNC_NONE files), gives
+ *     each op its LSN -- consecutive values drawn from the connection's
+ *     counter -- and calls commit, still holding the locks: commit makes
+ *     the batch durable elsewhere (the batch journal) and is its commit
+ *     point.  Then each file gets all its ops in one write, without a
+ *     sync (the commit's record is what makes them durable), and the index
+ *     follows; the locks go only once every file is written, so a reader
+ *     that sees one row of the batch sees all of them.  Holding the locks
+ *     from the LSN draw to the end keeps each file's LSNs in file order,
+ *     which is what makes replay exact (FS_BATCH_REPLAY).
+ *     With FS_BATCH_REPLAY the ops carry their LSNs (from the journal) and
+ *     commit is NULL: an op is skipped when its file already holds a record
+ *     with that LSN or a later one (the file is append-only since the
+ *     record was committed, so that record is there) -- the per-key LSN
+ *     rule, applied to the file's whole prefix.
+ *     Returns 0; before the commit point (*committedp false, nothing
+ *     written): EINVAL (a bad size), ENOMEM, ENOSPC/EIO (flushing buffered
+ *     records), commit's error; after it (*committedp true): ENOSPC/EIO
+ *     from a file's write -- the batch is committed but not all applied,
+ *     which the caller must treat as fatal (the next open replays it).
+ *     commit runs with the files' locks held: it must not call into the
+ *     file store for them.  Any thread. */
+#define FS_BATCH_PUT 0  /* key = value */
+#define FS_BATCH_TOMB 1 /* an ingest removal: a tombstone */
+#define FS_BATCH_DEL 2  /* a stable removal: the key leaves the index */
+#define FS_BATCH_REPLAY 0x1
+
+typedef struct fs_batch_op {
+    fs_file *f;
+    const void *key;
+    size_t klen;
+    const void *val; /* FS_BATCH_PUT; may be NULL when vlen is 0 */
+    size_t vlen;
+    int kind;        /* FS_BATCH_* */
+    uint64_t lsn;    /* set by fs_batch_apply; given with FS_BATCH_REPLAY */
+} fs_batch_op;
+
+int fs_batch_apply(fs_batch_op *ops, size_t n, unsigned flags,
+                   int (*commit)(void *arg, const fs_batch_op *ops,
+                                 size_t n),
+                   void *arg, bool *committedp);
+
 /* Sizes and counts (a consistent snapshot under the lock). */
 typedef struct fs_info {
     uint64_t file_bytes;  /* bytes in the file including buffered */

@@ -17,8 +17,17 @@
  *   4 LOCK_DRAIN       conn->drain_lock   the drain queue and in-flight
  *                                         marks
  *   5 LOCK_DHANDLE     dhandle->lock      exclusive: try-lock only
- *   6 (file store)     fs_file's rwlock   internal to filestore.c, never
- *                                         held across its calls
+ *   6 LOCK_BATCH       conn->batch_lock   the batch journal: a batch
+ *                                         commit (role lock shared and its
+ *                                         tables' shared locks held) and a
+ *                                         retire (checkpoint, step-up, drop,
+ *                                         offload) hold it while they take
+ *                                         file-store locks
+ *   7 (file store)     fs_file's rwlock   internal to filestore.c, never
+ *                                         held across its calls, except by
+ *                                         fs_batch_apply, which takes the
+ *                                         locks of a batch's files in
+ *                                         address order
  *   leaves             failpoint, panic, session-list mutexes: nothing is
  *                      acquired while holding them
  *
@@ -63,7 +72,9 @@ enum lock_level {
     LOCK_ROLE = 2,
     LOCK_SCHEMA = 3,
     LOCK_DRAIN = 4,
-    LOCK_DHANDLE = 5
+    LOCK_DHANDLE = 5,
+    LOCK_BATCH = 6,
+    LOCK_LEVEL_MAX = LOCK_BATCH /* the checker's table is sized by it */
 };
 /* LAYERED_LOCK_ORDER=1 compiles the checker in, =0 leaves it out; unset, it
  * follows NDEBUG.  CMake's LAYERED_LOCK_ORDER_CHECK option sets it in an
@@ -369,12 +380,27 @@ struct layered_session {
     TAILQ_ENTRY(layered_session) link;
     layered_conn *conn;
     TAILQ_HEAD(, layered_cursor) cursors;
+    TAILQ_HEAD(, layered_batch) batches;
 };
 
 /* Close a cursor: release its handles and free it.  The session's
  * thread, registered with RCU, not holding the schema lock (a sweep takes
  * it). */
 int cursor_close(layered_cursor *c);
+
+/* ---- batches and the batch journal (batch.c) ---- */
+/* Open the journal, replay what its files lack, cut a torn tail, retire
+ * it.  At open, after the metadata is loaded, before any other thread can
+ * use the connection. */
+int batch_journal_open(layered_conn *conn);
+/* At close, once no other thread uses the connection. */
+void batch_journal_close(layered_conn *conn);
+/* Make the journal's rows durable in their files and empty it durably;
+ * call before rewriting or removing a constituent.  Any thread, holding
+ * no file-store lock; takes the journal lock. */
+int batch_retire(layered_conn *conn);
+/* Free a batch (session close).  The session's thread. */
+void batch_free(layered_batch *b);
 
 /* ---- the connection ---- */
 struct layered_conn {
@@ -430,6 +456,14 @@ struct layered_conn {
      * syncs each file of a batch. */
     bool syncfs_reports_errors;
 
+    /* batch.c: the batch journal, "layered.batch" in the home.  Under
+     * batch_lock. */
+    pthread_mutex_t batch_lock; /* LOCK_BATCH */
+    int batch_fd;
+    uint64_t batch_end;       /* bytes of committed records */
+    bool batch_tail_dirty; /* bytes past batch_end may be in the file, or
+                              their removal not yet durable */
+
     pthread_mutex_t sessions_lock; /* leaf */
     TAILQ_HEAD(, layered_session) sessions;
 
@@ -442,7 +476,8 @@ struct layered_conn {
     _Atomic uint64_t st_creates, st_drops, st_drop_busy, st_checkpoints,
         st_compactions, st_step_ups, st_step_downs, st_tables_drained,
         st_tables_skipped, st_rows_drained, st_bytes_drained, st_inserts,
-        st_removes, st_archives, st_unarchives, st_restores, st_offloads,
+        st_removes, st_batches, st_batch_ops, st_archives, st_unarchives,
+        st_restores, st_offloads,
         st_offloads_refused;
 
     /* lifecycle.c: the maintenance thread (auto-offload) */

@@ -116,6 +116,11 @@ layered_drop(layered_session *session, const char *uri, unsigned flags)
     held = true;
     ERR(dh_lock_exclusive(conn, name, true, false, &ingest));
     ERR(dh_lock_exclusive(conn, name, false, false, &stable));
+    /* No batch journal record may name the table once its files go: a
+     * re-created table of the same name starts empty, and replay would
+     * write the old rows into it (batch.c).  No batch holds the table now
+     * (the exclusive locks), so none can name it after this. */
+    ERR(batch_retire(conn));
 
     if (!t->dropping) {
         ERR(meta_log(conn, META_DROPPING, name, 0));

@@ -122,6 +122,9 @@ offload_table(layered_conn *conn, const char *name, bool explicit_call)
     }
     if (stable != NULL)
         ERR(fs_sync(stable->fs));
+    /* The ingest goes: no batch journal record may still name it
+     * (batch.c); the exclusive locks keep new batches off the table. */
+    ERR(batch_retire(conn));
     ERR(meta_log(conn, META_STATE, name, LAYERED_TABLE_STOPPING));
 
     /* Irreversible from here: every path ends offloaded.  The drain item

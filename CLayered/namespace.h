@@ -8,6 +8,10 @@
 #ifndef LAYERED_NAMESPACE_H
 #define LAYERED_NAMESPACE_H
 
+#define batch_free __layered_batch_free
+#define batch_journal_close __layered_batch_journal_close
+#define batch_journal_open __layered_batch_journal_open
+#define batch_retire __layered_batch_retire
 #define ckpt_database_size __layered_ckpt_database_size
 #define ckpt_publish_size __layered_ckpt_publish_size
 #define ckpt_stable_bytes __layered_ckpt_stable_bytes
@@ -50,6 +54,7 @@
 #define fs_append __layered_fs_append
 #define fs_arena_destroy __layered_fs_arena_destroy
 #define fs_arena_init __layered_fs_arena_init
+#define fs_batch_apply __layered_fs_batch_apply
 #define fs_clear __layered_fs_clear
 #define fs_close __layered_fs_close
 #define fs_compact __layered_fs_compact

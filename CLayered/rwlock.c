@@ -106,7 +106,7 @@ dh_rwlock_write_unlock(dh_rwlock *l)
  * violation, reported and aborted on at once (deadlocks that only happen
  * under rare timing are found by every run that takes the locks).
  */
-static __thread unsigned lock_held[LOCK_DHANDLE + 1];
+static __thread unsigned lock_held[LOCK_LEVEL_MAX + 1];
 
 void
 lock_order_acquire(enum lock_level level)
@@ -114,7 +114,7 @@ lock_order_acquire(enum lock_level level)
     /* Exclusive dhandle locks are try-locks: holding several is safe. */
     int from = level == LOCK_DHANDLE ? level + 1 : level;
 
-    for (int l = from; l <= LOCK_DHANDLE; l++)
+    for (int l = from; l <= LOCK_LEVEL_MAX; l++)
         if (lock_held[l] != 0) {
             fprintf(stderr,
                     "layered: lock order violation: acquiring level %d "

@@ -1,7 +1,7 @@
 /*
- * session.c -- sessions: a caller's context, owning its cursors.  One
- * thread uses a session at a time; the connection's session list has its
- * own leaf mutex so sessions open and close from any thread.
+ * session.c -- sessions: a caller's context, owning its cursors and
+ * batches.  One thread uses a session at a time; the connection's session
+ * list has its own leaf mutex so sessions open and close from any thread.
  */
 #include <stdlib.h>
 
@@ -20,6 +20,7 @@ layered_session_open(layered_conn *conn, layered_session **sessionp)
         return ENOMEM;
     s->conn = conn;
     TAILQ_INIT(&s->cursors);
+    TAILQ_INIT(&s->batches);
     (void)pthread_mutex_lock(&conn->sessions_lock);
     TAILQ_INSERT_TAIL(&conn->sessions, s, link);
     (void)pthread_mutex_unlock(&conn->sessions_lock);
@@ -31,6 +32,7 @@ int
 layered_session_close(layered_session *s)
 {
     layered_cursor *c;
+    layered_batch *b;
     layered_conn *conn;
     int ret = 0, tret;
 
@@ -40,6 +42,8 @@ layered_session_close(layered_session *s)
     layered_rcu_enter();
     while ((c = TAILQ_FIRST(&s->cursors)) != NULL)
         TRET(cursor_close(c));
+    while ((b = TAILQ_FIRST(&s->batches)) != NULL)
+        batch_free(b);
     (void)pthread_mutex_lock(&conn->sessions_lock);
     TAILQ_REMOVE(&conn->sessions, s, link);
     (void)pthread_mutex_unlock(&conn->sessions_lock);

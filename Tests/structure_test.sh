@@ -36,6 +36,8 @@ layers=(
   verify      # a home's files read without a connection: layered_verify,
               # layered_salvage_scan
   dhandle     # the handle table: open constituents
+  batch       # atomic write batches and their journal: commit, replay,
+              # retire; the schema and drain code retire it
   drain       # the drain queue and the step-up that works it; drop and
               # offload claim its items, it knows nothing of them
   lifecycle   # archive, unarchive, offload, the arbiter, maintenance

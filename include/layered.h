@@ -92,6 +92,11 @@ extern "C" {
 #define LAYERED_VALUE_MAX (256u * 1024 * 1024)
 /** Longest table name (the NAME in "layered:NAME"), in bytes. */
 #define LAYERED_NAME_MAX 200
+/** Most ops in one batch (layered_batch_put/_remove). */
+#define LAYERED_BATCH_OPS_MAX (1u << 24)
+/** Most bytes of one batch: per op its table name, key, value and 12
+ * bytes. */
+#define LAYERED_BATCH_BYTES_MAX (1024u * 1024 * 1024)
 /** The fixed buffer added to the stable checkpoint sizes in database_size. */
 #define LAYERED_CHECKPOINT_SIZE_BUFFER (1024u * 1024)
 
@@ -142,6 +147,7 @@ extern "C" {
 typedef struct layered_conn layered_conn;
 typedef struct layered_session layered_session;
 typedef struct layered_cursor layered_cursor;
+typedef struct layered_batch layered_batch;
 
 /**
  * Called once, on the thread that triggered the first panic of a
@@ -226,6 +232,9 @@ typedef struct layered_conn_stats {
     uint64_t bytes_drained;     /**< key + value bytes copied by drains */
     uint64_t inserts;           /**< successful cursor inserts */
     uint64_t removes;           /**< successful cursor removes */
+    uint64_t batches;           /**< batches committed (empty ones not
+                                     counted) */
+    uint64_t batch_ops;         /**< ops in the batches committed */
     uint64_t archives;          /**< tables archived */
     uint64_t unarchives;        /**< tables unarchived (restores included) */
     uint64_t restores;          /**< offloaded tables brought back */
@@ -298,12 +307,15 @@ void layered_config_init(layered_config *cfg);
  * Open a connection to a database home directory.
  *
  * Reads the metadata file, finishes any drop or offload a crash
- * interrupted, sets the configured failpoints and, with offload_idle_ms,
- * starts the maintenance thread.  Constituent files are opened lazily, on
- * first use; a torn tail is cut when a file is opened.  Opened as a leader
- * (cfg->role), it first drains every ingest constituent that holds rows,
- * as layered_step_up does: a node that stopped as a follower, or during a
- * step-up, leaves them, and a leader reads the ingest over the stable.
+ * interrupted, replays the batch journal (the constituents its records
+ * name are opened, the rows they lack written and synced, the journal
+ * emptied; a torn tail of it is cut), sets the configured failpoints and,
+ * with offload_idle_ms, starts the maintenance thread.  Other constituent
+ * files are opened lazily, on first use; a torn tail is cut when a file is
+ * opened.  Opened as a leader (cfg->role), it then drains every ingest
+ * constituent that holds rows, as layered_step_up does: a node that
+ * stopped as a follower, or during a step-up, leaves them, and a leader
+ * reads the ingest over the stable.
  * @param[in] home the home directory.  With cfg->create it is created if
  * missing, but its parent must exist (so must shared_dir's)
  * @param[in] cfg the configuration, or NULL for the defaults; its strings
@@ -315,8 +327,9 @@ void layered_config_init(layered_config *cfg);
  * of home or shared_dir missing), ENOTDIR (home or shared_dir is not a
  * directory), EACCES/EROFS (cannot create or write the home, its LOCK file
  * or the metadata journal), EBUSY (the home is open in this or another
- * process), LAYERED_CORRUPT (damaged metadata file or journal; the message
- * names the file and offset), ENOMEM (also: more than 32 failpoints),
+ * process), LAYERED_CORRUPT (damaged metadata file or journal, or a batch
+ * journal record damaged before intact ones; the message names the file
+ * and offset), ENOMEM (also: more than 32 failpoints),
  * EAGAIN (the maintenance thread could not be started), EIO/ENOSPC
  * (reading the metadata, syncing the directory that holds a home or
  * shared directory this call created, or the writes that finish an
@@ -363,8 +376,10 @@ int layered_close(layered_conn *conn);
  * @param[out] stats what the drain did, or NULL; filled also when the
  * step-up fails (zeroed when it returns EINVAL or LAYERED_PANIC at once)
  * @return 0 (also when already leader: nothing to do), EINVAL (NULL conn),
- * LAYERED_PANIC (the connection had panicked, or the drain failed: the
- * panic handler received the error and the table).
+ * EIO/ENOSPC (retiring the batch journal -- syncing the constituents or
+ * emptying the journal -- failed before anything changed: still
+ * follower), LAYERED_PANIC (the connection had panicked, or the drain
+ * failed: the panic handler received the error and the table).
  * Threads: any.  Blocks on the checkpoint lock (a checkpoint, a step-down
  * or a drop with LAYERED_DROP_CHECKPOINT_WAIT in progress), on writes in
  * progress, on the schema lock (briefly, while it queues the tables and
@@ -452,7 +467,8 @@ int layered_create(layered_session *session, const char *uri,
  * @return 0, EINVAL (NULL session, bad uri, unknown flags), ENOENT (no
  * such table, without FORCE), EBUSY (a cursor, a drain, a checkpoint
  * syncing the table, or an offload or restore holds it; nothing was
- * changed; retry later), ENOSPC/EIO (the drop record could not be written;
+ * changed; retry later), ENOSPC/EIO (the drop record could not be written,
+ * or retiring the batch journal -- syncing the constituents -- failed;
  * nothing was changed), EIO/EACCES/ENOSPC after the point of no return
  * (removing the files or writing the final record failed: the table now
  * reads as LAYERED_TABLE_DROPPED, cannot be opened, and the next drop or
@@ -683,6 +699,117 @@ int layered_cursor_reset(layered_cursor *cursor);
  */
 int layered_cursor_close(layered_cursor *cursor);
 
+/*
+ * Batches
+ * -------
+ * A batch collects puts and removes on any number of layered tables and
+ * applies them atomically: after layered_batch_commit returns 0 every op
+ * is there; after a crash, kill -9 or power cut at any moment either
+ * every op of a committed batch is visible or none is.  A commit writes
+ * one checksummed record holding every op to the batch journal
+ * ("layered.batch" in the home) and fdatasyncs it -- at every sync level:
+ * the rows' own writes could reach the disk before the record, so the
+ * record must be durable first -- then writes the rows to their
+ * constituents without syncing them.  So one fdatasync per batch, however
+ * many ops, and a committed batch is durable at every sync level.  The
+ * next open replays records whose rows did not reach their files;
+ * checkpoints, step-up, drops, offloads and close empty the journal after
+ * syncing the constituents.
+ *
+ * Each op goes where a single write would: on a follower to the table's
+ * ingest (a remove leaves a tombstone), on a leader to its stable
+ * constituent.  A remove of a key that is not there is not an error.
+ * Later ops on the same key win.  Ops take LSNs in the batch's order.
+ *
+ * What readers see.  The rows become visible together: every file a batch
+ * writes is locked from before its journal record until all its rows are
+ * indexed, so a read either sees none of a batch or, once it has seen any
+ * row of it, every read that starts afterwards sees all of it; every read
+ * that starts after layered_batch_commit returned 0 sees the whole batch.
+ * A cursor has no snapshot: a scan in progress while a batch commits sees
+ * the batch's rows ahead of its position and not those behind it (it has
+ * passed them), so it may return part of a batch.  Reads of files the
+ * batch writes wait while it commits (the journal's fdatasync included),
+ * as they wait for a single write's fdatasync under LAYERED_SYNC_FSYNC.
+ */
+
+/**
+ * Start an empty batch.
+ * @param[in] session the session; the batch belongs to it and is freed
+ * by layered_session_close if still open
+ * @param[out] batchp the new batch
+ * @return 0, EINVAL (NULL session or batchp), ENOMEM, LAYERED_PANIC.
+ * Threads: the session's; never blocks.
+ */
+int layered_batch_open(layered_session *session, layered_batch **batchp);
+
+/**
+ * Add a put to a batch: the key and value are copied; nothing is written
+ * until layered_batch_commit.  The table is only looked up at commit.
+ * @param[in] batch the batch
+ * @param[in] uri "layered:NAME"
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @param[in] value the value, 0 to LAYERED_VALUE_MAX bytes; may be NULL
+ * when value_len is 0
+ * @param[in] value_len its length
+ * @return 0, EINVAL (NULL batch, uri or key, a malformed uri, a key empty
+ * or over LAYERED_KEY_MAX, a value over LAYERED_VALUE_MAX, NULL value with
+ * non-zero length, the batch over LAYERED_BATCH_OPS_MAX or
+ * LAYERED_BATCH_BYTES_MAX, or already committed), ENOMEM, LAYERED_PANIC.
+ * A call that fails leaves the batch as it was.
+ * Threads: the batch's session's; never blocks.
+ */
+int layered_batch_put(layered_batch *batch, const char *uri,
+                      const void *key, size_t key_len, const void *value,
+                      size_t value_len);
+
+/**
+ * Add a remove to a batch: the key is copied.
+ * @param[in] batch the batch
+ * @param[in] uri "layered:NAME"
+ * @param[in] key the key, 1 to LAYERED_KEY_MAX bytes
+ * @param[in] key_len its length
+ * @return as layered_batch_put.
+ * Threads: the batch's session's; never blocks.
+ */
+int layered_batch_remove(layered_batch *batch, const char *uri,
+                         const void *key, size_t key_len);
+
+/**
+ * Commit a batch: all of its ops or none.  Afterwards, whatever it
+ * returned, the batch is spent: layered_batch_put, _remove and _commit
+ * return EINVAL; close it.  An empty batch commits nothing and returns 0
+ * (no journal record, no sync).
+ * @param[in] batch the batch
+ * @return 0, EINVAL (NULL batch, already committed), ENOENT (a table does
+ * not exist, is offloaded or is being dropped or offloaded), LAYERED_CORRUPT
+ * /EIO/EMFILE/EACCES (opening a table's files failed), ENOSPC/EIO (the
+ * journal record could not be written or synced; it was cut back),
+ * ENOMEM, LAYERED_PANIC (the connection had panicked, or the rows of a
+ * batch already committed to the journal could not be written to their
+ * files: the connection panics, and the next open replays the batch;
+ * also when a journal record that failed could not be cut back).  Every
+ * error but that panic means nothing was written: the tables are looked up
+ * and locked, the sizes checked and the memory taken before the journal
+ * record, which is the commit point.
+ * Threads: the batch's session's.  Like a cursor, it holds each table's
+ * shared lock while it commits (a drop or an offload meanwhile returns
+ * EBUSY) and takes the role lock shared (waits for a step-up or a
+ * step-down; they wait for it).  Takes the journal lock (batches commit
+ * one at a time) and the locks of the files it writes, and waits for the
+ * journal's fdatasync.
+ */
+int layered_batch_commit(layered_batch *batch);
+
+/**
+ * Free a batch; an uncommitted batch is discarded.  Works after a panic.
+ * @param[in] batch the batch; freed
+ * @return 0, EINVAL (NULL batch).
+ * Threads: the batch's session's; never blocks.
+ */
+int layered_batch_close(layered_batch *batch);
+
 /**
  * Archive a table: it stays readable and writable, and becomes a candidate
  * for offload.  The metadata is durable before this returns.
@@ -742,7 +869,8 @@ int layered_unarchive(layered_session *session, const char *uri);
  * ingest holds rows not yet drained; nothing changed),
  * LAYERED_CORRUPT/EIO/EMFILE (opening the ingest to check it failed;
  * nothing changed), ENOSPC/EIO (the stable constituent could not be
- * synced, or the stopping record could not be written; nothing changed),
+ * synced, retiring the batch journal failed, or the stopping record could
+ * not be written; nothing changed),
  * ENOMEM, LAYERED_PANIC.  An offload that finds the table queued for a
  * running step-up's drain (its ingest is empty) takes it out of the queue
  * once the stopping record is durable.
@@ -800,6 +928,26 @@ int layered_offload(layered_session *session, const char *uri);
  *                            before recording the table as offloaded
  *                            (schema lock held: crash tests)
  *   "unarchive.before_lock"  an unarchive, before the arbiter lock
+ *   "batch.before_commit"    a batch commit that holds its tables'
+ *                            shared locks and the role lock shared,
+ *                            before the journal record
+ *   "batch.before_journal"   a batch commit holding its files' locks,
+ *                            LSNs drawn, before the record is written
+ *   "batch.write"            the batch journal append (return(ERR):
+ *                            the commit fails, nothing changed)
+ *   "batch.sync"             the batch journal append's fdatasync (the
+ *                            record is cut back: nothing changed)
+ *   "batch.committed"        a batch commit whose journal record is
+ *                            durable, before any row is written (pause
+ *                            or sleep only: an injected error is
+ *                            ignored, the batch is committed)
+ *   "batch.applied"          a batch commit after its rows are written,
+ *                            journal lock held (an error here panics:
+ *                            tests use it for the committed-not-returned
+ *                            case)
+ *   "batch.retire"           emptying the batch journal, after syncing
+ *                            the constituents (checkpoint, step-up, drop,
+ *                            offload, close)
  *   "fs.write"               any constituent file write (use return(ERR)
  *                            to inject ENOSPC or EIO)
  *   "fs.sync"                any constituent file sync, and the drain's

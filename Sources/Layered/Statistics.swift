@@ -43,6 +43,10 @@ public struct Statistics: Sendable, Hashable {
     public var puts: UInt64
     /// Successful removes.
     public var removals: UInt64
+    /// Batches committed by ``Database/write(_:)`` (empty ones not counted).
+    public var batches: UInt64
+    /// Puts and removes in the batches committed.
+    public var batchOps: UInt64
     /// Tables archived (archiving an archived or offloaded table again is not counted).
     public var archives: UInt64
     /// Tables unarchived, restores from the shared store included.
@@ -78,6 +82,8 @@ public struct Statistics: Sendable, Hashable {
         bytesDrained = stats.bytes_drained
         puts = stats.inserts
         removals = stats.removes
+        batches = stats.batches
+        batchOps = stats.batch_ops
         archives = stats.archives
         unarchives = stats.unarchives
         restores = stats.restores

@@ -21,6 +21,8 @@
  *   - a table's lifecycle state is one the acknowledged calls allow (an
  *     offload that failed past its stopping record may have completed);
  *   - every listed table has its files (an offloaded one its stable);
+ *   - every batch is visible whole or not at all, and one that committed
+ *     is there (a batch's journal record is synced at every sync level);
  *   - step-up after recovery succeeds and leaves every ingest empty;
  *   - a checkpoint succeeds and database_size equals the sizes of the
  *     stable files on the disk plus the buffer.
@@ -74,6 +76,18 @@ struct mtable {
     int nkeys;
 };
 
+/* The ops of one batch, for the all-or-nothing check: table and key
+ * indexes, and whether the op is a remove.  An op counts only if the key's
+ * state before the batch was certain (a put: a key never written before;
+ * a remove: a key durably present and nothing else attempted). */
+#define MAX_GROUPS 16
+#define MAX_GROUP_OPS 8
+struct mgroup {
+    int n;
+    int t[MAX_GROUP_OPS], k[MAX_GROUP_OPS];
+    bool remove[MAX_GROUP_OPS], certain[MAX_GROUP_OPS];
+};
+
 struct run {
     const char *workload;
     uint64_t seed;
@@ -88,6 +102,8 @@ struct run {
     int panics;
     struct mtable t[MAX_TABLES];
     int nt;
+    struct mgroup g[MAX_GROUPS];
+    int ng;
     int violations;
 };
 
@@ -122,7 +138,8 @@ static void
 quiet(void *arg, const char *msg)
 {
     (void)arg;
-    (void)msg;
+    if (getenv("LAYERED_SIM_TRACE") != NULL)
+        fprintf(stderr, "  message: %s\n", msg);
 }
 
 static int
@@ -407,6 +424,72 @@ w_reopen(struct run *r, int role)
     (void)ok(r, ret);
 }
 
+/* A batch of n ops, "TABLE:KEY" puts and "-TABLE:KEY" removes.  A
+ * committed batch is durable at every sync level (its journal record is
+ * synced); a failed one changed nothing, unless the connection panicked
+ * after the commit point (then the next open replays it): either way all
+ * of it or none, which check_groups verifies. */
+static void
+w_batch(struct run *r, int n, const char *const *ops)
+{
+    char table[24], uri[64];
+    layered_batch *b;
+    struct mgroup *g;
+    struct mtable *t;
+    struct mkey *k;
+    const char *op, *colon;
+    bool committed;
+
+    if (r->stopped)
+        return;
+    if (r->ng == MAX_GROUPS || n > MAX_GROUP_OPS) {
+        fprintf(stderr, "test_sim: too many batches or ops\n");
+        abort();
+    }
+    if (!ok(r, layered_batch_open(r->s, &b)))
+        return;
+    g = &r->g[r->ng++];
+    memset(g, 0, sizeof(*g));
+    for (int i = 0; i < n; i++) {
+        op = ops[i];
+        g->remove[i] = *op == '-';
+        op += g->remove[i];
+        colon = strchr(op, ':');
+        (void)snprintf(table, sizeof(table), "%.*s", (int)(colon - op), op);
+        t = mt(r, table);
+        k = mk(t, colon + 1);
+        g->t[i] = (int)(t - r->t);
+        g->k[i] = (int)(k - t->keys);
+        /* A key an earlier batch wrote no longer tells about that batch. */
+        for (int e = 0; e < r->ng - 1; e++)
+            for (int j = 0; j < r->g[e].n; j++)
+                if (r->g[e].t[j] == g->t[i] && r->g[e].k[j] == g->k[i])
+                    r->g[e].certain[j] = false;
+        g->n++;
+        (void)snprintf(uri, sizeof(uri), "layered:%s", table);
+        if (g->remove[i]) {
+            g->certain[i] = k->lo == 1 && k->hi == 1;
+            k->hi = 2;
+            (void)ok(r, layered_batch_remove(b, uri, k->key, strlen(k->key)));
+        } else {
+            g->certain[i] = k->hi == 0;
+            (void)snprintf(k->val, sizeof(k->val), "b-%s-%s", table, k->key);
+            k->hi = 1;
+            (void)ok(r, layered_batch_put(b, uri, k->key, strlen(k->key),
+                                          k->val, strlen(k->val)));
+        }
+    }
+    committed = !r->stopped && ok(r, layered_batch_commit(b));
+    for (int i = 0; i < g->n && committed; i++) {
+        k = &r->t[g->t[i]].keys[g->k[i]];
+        k->acked = k->lo = g->remove[i] ? 2 : 1;
+        k->ingest = false;
+        if (r->t[g->t[i]].lo < 1)
+            r->t[g->t[i]].lo = 1;
+    }
+    (void)layered_batch_close(b);
+}
+
 static void
 put_keys(struct run *r, const char *table, const char *prefix, int from,
          int n)
@@ -630,7 +713,75 @@ out:
         (void)layered_cursor_close(reader);
 }
 
+/* Batches across tables: follower and leader, with checkpoints, a step-up
+ * (which retires the batch journal before its drain clears the ingests), a
+ * drop of a table that batches wrote, and a reopen. */
+static void
+wl_batch(struct run *r)
+{
+    static const char *const b1[] = {"a:b1", "b:b1", "c:b1"};
+    static const char *const b2[] = {"a:b2", "b:b2", "-a:s000"};
+    static const char *const b3[] = {"c:b3", "b:b3", "-a:s001", "a:b3"};
+    static const char *const b4[] = {"a:b4", "b:b4", "c:b4", "-c:b1"};
+    static const char *const b5[] = {"a:b5", "-b:b1", "b:b5"};
+    static const char *const b6[] = {"a:b6", "b:b6"};
+
+    if (!ok(r, db_open(r, LAYERED_ROLE_LEADER)))
+        return;
+    w_create(r, "a");
+    w_create(r, "b");
+    w_create(r, "c");
+    w_reopen(r, LAYERED_ROLE_FOLLOWER);
+    put_keys(r, "a", "s", 0, 2);
+    w_checkpoint(r);
+    w_batch(r, 3, b1);
+    w_batch(r, 3, b2);
+    w_checkpoint(r);
+    w_batch(r, 4, b3);
+    w_step_up(r);
+    w_batch(r, 4, b4);
+    w_drop(r, "c");
+    w_batch(r, 3, b5);
+    w_reopen(r, LAYERED_ROLE_LEADER);
+    w_batch(r, 2, b6);
+}
+
 /* ---- the check after recovery ---- */
+
+/* Each batch: all of its ops visible, or none (ops on tables that a drop
+ * may have removed since, and ops whose key's earlier state was not
+ * certain, are left out). */
+static void
+check_groups(struct run *r)
+{
+    char uri[64];
+    layered_cursor *c;
+    int applied, counted, ret;
+
+    for (int i = 0; i < r->ng; i++) {
+        struct mgroup *g = &r->g[i];
+        applied = counted = 0;
+        for (int j = 0; j < g->n; j++) {
+            struct mtable *t = &r->t[g->t[j]];
+            struct mkey *k = &t->keys[g->k[j]];
+            if (!g->certain[j] || t->hi == 2)
+                continue;
+            (void)snprintf(uri, sizeof(uri), "layered:%s", t->name);
+            if (layered_cursor_open(r->s, uri, &c) != 0)
+                continue;
+            ret = layered_cursor_search(c, k->key, strlen(k->key));
+            (void)layered_cursor_close(c);
+            if (ret != 0 && ret != LAYERED_NOTFOUND)
+                continue;
+            counted++;
+            applied += g->remove[j] ? ret == LAYERED_NOTFOUND : ret == 0;
+        }
+        if (applied != 0 && applied != counted)
+            violation(r, "batch %d: %d of its %d ops visible after recovery",
+                      i + 1, applied, counted);
+    }
+}
+
 
 static void
 check_rows(struct run *r, struct mtable *t)
@@ -757,6 +908,7 @@ check(struct run *r)
                       t->name);
         check_rows(r, t);
     }
+    check_groups(r);
     if ((ret = layered_step_up(r->conn, NULL)) != 0) {
         violation(r, "step-up after recovery: %s", layered_strerror(ret));
         goto done;
@@ -832,6 +984,8 @@ static const struct workload workloads[] = {
     {"sweep", wl_sweep, LAYERED_SYNC_WRITE, LAYERED_DRAIN_SKIP_MISSING},
     {"busy-drop-queue-scan", wl_busy_drop, LAYERED_SYNC_FSYNC,
      LAYERED_DRAIN_QUEUE_SCAN},
+    {"batch-fsync", wl_batch, LAYERED_SYNC_FSYNC, LAYERED_DRAIN_SKIP_MISSING},
+    {"batch-none", wl_batch, LAYERED_SYNC_NONE, LAYERED_DRAIN_SKIP_MISSING},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

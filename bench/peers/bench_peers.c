@@ -5,17 +5,19 @@
  * memcpy of them).
  *
  * usage: bench_peers [-d dir] [-r runs] [-n rows] [-t tables] [-p rows]
- *                    [-s seconds] [-w workloads] [-e engines] [-o datafile]
+ *                    [-s seconds] [-b batches] [-w workloads] [-e engines]
+ *                    [-o datafile]
  *   -d  scratch directory (default $BENCH_DIR, else /tmp)
  *   -r  runs per figure; each figure is the median, with min and max (5)
  *   -n  rows of the copy workload (1000000)
  *   -t  tables of the many-tables workload, 100 rows each (10000)
  *   -p  rows preloaded for the point workload (1000000)
  *   -s  seconds per point-operation run (1)
- *   -w  comma-separated workloads: copy100, copy1k, many, point (all;
- *       point also runs the ordered scan of its preloaded table), and
- *       insert: only the insert figures of point (1 and 2 threads), the
- *       quick look at the write path, e.g.
+ *   -b  batches per run of the batch workload, 100 rows each (200)
+ *   -w  comma-separated workloads: copy100, copy1k, many, point, batch
+ *       (all; point also runs the ordered scan of its preloaded table),
+ *       and insert: only the insert figures of point (1 and 2 threads),
+ *       the quick look at the write path, e.g.
  *       bench_peers -w insert -e layered -p 100000 -s 0.5 -r 5
  *   -e  comma-separated engines (every one built in)
  *   -o  also write the figures as tab-separated lines for the chart and
@@ -436,6 +438,62 @@ many_workload(int tables)
     fflush(stdout);
 }
 
+/*
+ * batch_workload --
+ *     `batches` atomic batches of BATCH_ROWS new rows (16-byte keys,
+ *     100-byte values) per run, each synced before the next starts.
+ */
+static void
+batch_workload(int batches)
+{
+    char dirs[MAX_ENGINES][4096];
+    void *state[MAX_ENGINES];
+    struct figure sec[MAX_ENGINES];
+    int e, r;
+
+    memset(sec, 0, sizeof(sec));
+    for (e = 0; e < n_engines; e++) {
+        struct workload w = {.rows = 0, .value_len = 100, .tables = 1};
+        state[e] = NULL;
+        if (engines[e]->batch_run == NULL)
+            continue;
+        engine_dir(dirs[e], sizeof(dirs[e]), engines[e], "batch");
+        w.dir = dirs[e];
+        state[e] = engines[e]->batch_prepare(&w);
+    }
+    for (r = 0; r < runs; r++)
+        for (e = 0; e < n_engines; e++) {
+            if (state[e] == NULL)
+                continue;
+            sec[e].v[sec[e].n++] = engines[e]->batch_run(
+                state[e], (uint64_t)r * (uint64_t)batches * BATCH_ROWS,
+                batches);
+            progress("batch: run %d: %-16s %.3f s\n", r + 1,
+                     engines[e]->name, sec[e].v[sec[e].n - 1]);
+        }
+    printf("\n### Batches: %d atomic batches of %d new rows (16-byte keys, "
+           "100-byte values), each synced\n\n", batches, BATCH_ROWS);
+    printf("| engine | method | seconds | batches/s | rows/s |\n");
+    printf("|---|---|---:|---:|---:|\n");
+    for (e = 0; e < n_engines; e++) {
+        double med;
+        if (state[e] == NULL)
+            continue;
+        engines[e]->batch_finish(state[e]);
+        remove_tree(dirs[e]);
+        med = fig_median(&sec[e]);
+        printf("| %s%s%s | %s | %.3f (%.3f–%.3f) | %.0f (%.0f–%.0f) | "
+               "%.0f (%.0f–%.0f) |\n",
+               e == 0 ? "**" : "", engines[e]->name, e == 0 ? "**" : "",
+               engines[e]->batch_method, med, fig_min(&sec[e]),
+               fig_max(&sec[e]), batches / med, batches / fig_max(&sec[e]),
+               batches / fig_min(&sec[e]), batches * (double)BATCH_ROWS / med,
+               batches * (double)BATCH_ROWS / fig_max(&sec[e]),
+               batches * (double)BATCH_ROWS / fig_min(&sec[e]));
+    }
+    fflush(stdout);
+}
+
 struct point_thread {
     pthread_t tid;
     struct point_job job;
@@ -627,13 +685,13 @@ main(int argc, char *argv[])
 {
     const char *workloads = NULL, *engine_list = NULL, *chart_path = NULL;
     uint64_t copy_rows = 1000000, point_rows = 1000000;
-    int tables = 10000, opt;
+    int tables = 10000, batches = 200, opt;
     double seconds = 1;
     size_t i;
 
     start_ns = bench_now_ns();
     base_dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : "/tmp";
-    while ((opt = getopt(argc, argv, "d:r:n:t:p:s:w:e:o:")) != -1)
+    while ((opt = getopt(argc, argv, "d:r:n:t:p:s:w:e:o:b:")) != -1)
         switch (opt) {
         case 'd': base_dir = optarg; break;
         case 'r': runs = atoi(optarg); break;
@@ -644,15 +702,16 @@ main(int argc, char *argv[])
         case 'w': workloads = optarg; break;
         case 'e': engine_list = optarg; break;
         case 'o': chart_path = optarg; break;
+        case 'b': batches = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: bench_peers [-d dir] [-r runs] [-n rows] "
-                            "[-t tables] [-p rows] [-s seconds] [-w "
-                            "copy100,copy1k,many,point,insert] [-e engines] "
-                            "[-o datafile]\n");
+                            "[-t tables] [-p rows] [-s seconds] [-b batches] "
+                            "[-w copy100,copy1k,many,point,insert,batch] "
+                            "[-e engines] [-o datafile]\n");
             return 2;
         }
     if (runs < 1 || runs > MAX_RUNS || copy_rows < 1 || tables < 1 ||
-        point_rows < 1 || seconds <= 0) {
+        point_rows < 1 || seconds <= 0 || batches < 1) {
         fprintf(stderr, "bench_peers: an argument is out of range\n");
         return 2;
     }
@@ -688,6 +747,8 @@ main(int argc, char *argv[])
         point_workload(point_rows, seconds, 0);
     else if (workloads != NULL && listed(workloads, "insert"))
         point_workload(point_rows, seconds, 1);
+    if (listed(workloads, "batch"))
+        batch_workload(batches);
     if (chart)
         fclose(chart);
     return 0;

@@ -304,6 +304,67 @@ point_finish(void *arg)
     free(s);
 }
 
+/* ---- batch: one write transaction per batch, synced at commit ---- */
+
+struct batch_state {
+    char path[4096];
+    MDB_env *env;
+    MDB_dbi dbi;
+    size_t value_len;
+};
+
+static void *
+wbatch_prepare(const struct workload *w)
+{
+    struct batch_state *s = calloc(1, sizeof(*s));
+    struct workload sized = *w;
+    MDB_txn *txn;
+
+    if (s == NULL)
+        fail("lmdb", "calloc", NULL);
+    s->value_len = w->value_len;
+    sized.rows = 1000000; /* room for the runs' rows */
+    path_join(s->path, sizeof(s->path), w->dir, "batch");
+    s->env = env_open(&sized, s->path, 0);
+    TRY(mdb_txn_begin(s->env, NULL, 0, &txn));
+    s->dbi = dbi_open(txn, 1, 0);
+    TRY(mdb_txn_commit(txn));
+    return s;
+}
+
+static double
+wbatch_run(void *state, uint64_t first_row, int batches)
+{
+    struct batch_state *s = state;
+    unsigned char key[KEY_LEN];
+    MDB_txn *txn;
+    MDB_val k, v;
+    uint64_t start = bench_now_ns(), row = first_row;
+
+    for (int i = 0; i < batches; i++) {
+        TRY(mdb_txn_begin(s->env, NULL, 0, &txn));
+        for (int j = 0; j < BATCH_ROWS; j++, row++) {
+            row_key(row, key);
+            k.mv_data = key;
+            k.mv_size = KEY_LEN;
+            v.mv_data = (void *)row_value(row, s->value_len);
+            v.mv_size = s->value_len;
+            TRY(mdb_put(txn, s->dbi, &k, &v, 0));
+        }
+        TRY(mdb_txn_commit(txn));
+    }
+    return (double)(bench_now_ns() - start) / 1e9;
+}
+
+static void
+wbatch_finish(void *state)
+{
+    struct batch_state *s = state;
+
+    mdb_env_close(s->env);
+    free(s);
+}
+
 const struct engine engine_lmdb = {
     .name = "lmdb",
     .copy_method = "MDB_APPEND, one txn, commit syncs",
@@ -318,4 +379,8 @@ const struct engine engine_lmdb = {
     .point_insert = point_insert,
     .point_scan = point_scan,
     .point_finish = point_finish,
+    .batch_method = "one write txn per batch, commit syncs",
+    .batch_prepare = wbatch_prepare,
+    .batch_run = wbatch_run,
+    .batch_finish = wbatch_finish,
 };

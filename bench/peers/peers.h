@@ -13,6 +13,8 @@
  *          (surviving kill -9) but not synced
  *   scan   a full scan in key order of the point workload's preloaded
  *          table, before any point operation
+ *   batch  atomic batches of BATCH_ROWS new rows, each batch made durable
+ *          (synced) before the next starts, by one thread
  */
 #ifndef PEERS_H
 #define PEERS_H
@@ -50,6 +52,7 @@ struct point_job {
 struct engine {
     const char *name;        /* column label */
     const char *copy_method; /* how it copies, for the notes */
+    const char *batch_method; /* how it commits a batch */
     int max_tables;          /* many-tables cap (0: no cap) */
 
     void *(*copy_prepare)(const struct workload *);
@@ -68,7 +71,17 @@ struct engine {
      * (scan_check); returns the rows read.  Any thread, no other running. */
     uint64_t (*point_scan)(void *state);
     void (*point_finish)(void *state);
+
+    /* batch: prepare opens an empty table; run commits `batches` batches
+     * of BATCH_ROWS new rows (rows from first_row on), each synced, and
+     * returns the seconds; the rows stay for the next run. */
+    void *(*batch_prepare)(const struct workload *);
+    double (*batch_run)(void *state, uint64_t first_row, int batches);
+    void (*batch_finish)(void *state);
 };
+
+/* Rows per batch of the batch workload. */
+#define BATCH_ROWS 100
 
 extern const struct engine engine_layered, engine_lmdb, engine_wiredtiger,
     engine_rocksdb_batch, engine_rocksdb_sst, engine_sqlite;
