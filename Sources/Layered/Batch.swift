@@ -72,9 +72,10 @@ extension Database {
     ///   of another database, the batch over its limits), ``LayeredError/ENOENT`` (a table does
     ///   not exist, is offloaded, or is being dropped or offloaded), ``LayeredError/ENOSPC``,
     ///   ``LayeredError/EIO`` (the journal could not be written; nothing was),
-    ///   ``LayeredError/corrupt``, ``LayeredError/ENOMEM``, ``LayeredError/panic(_:)`` (also when
+    ///   ``LayeredError/corrupt``, ``LayeredError/ENOMEM``, ``LayeredError/panic`` (also when
     ///   the batch was committed but its rows could not be written: the next open replays it).
-    ///   Every error except that panic means nothing was written.
+    ///   Every error except that panic means nothing was written.  An error `body` throws is
+    ///   rethrown as it is, so this function's errors are untyped.
     @discardableResult
     public func write<Result>(_ body: (inout WriteBatch) throws -> Result) throws -> Result {
         var batch = WriteBatch()
@@ -83,27 +84,31 @@ extension Database {
         guard batch.ops.allSatisfy({ $0.table.database === self }) else {
             throw LayeredError.EINVAL
         }
-        try withSession { session in
+        try commit(batch)
+        return result
+    }
+
+    /// Applies the ops of a batch atomically (the C batch: open, one put or remove per op,
+    /// commit).
+    private func commit(_ batch: WriteBatch) throws(LayeredError) {
+        try withSession { session throws(LayeredError) in
             var handle: OpaquePointer?
             try check(layered_batch_open(session, &handle))
             defer { _ = layered_batch_close(handle) }
             for op in batch.ops {
-                try op.key.withUnsafeBytes { key in
-                    if let value = op.value {
-                        try value.withUnsafeBytes { value in
-                            try check(
-                                layered_batch_put(
-                                    handle, op.uri, key.baseAddress, key.count,
-                                    value.baseAddress, value.count))
-                        }
-                    } else {
-                        try check(
-                            layered_batch_remove(handle, op.uri, key.baseAddress, key.count))
+                let code = op.key.withUnsafeBytes { key -> Int32 in
+                    guard let value = op.value else {
+                        return layered_batch_remove(handle, op.uri, key.baseAddress, key.count)
+                    }
+                    return value.withUnsafeBytes { value in
+                        layered_batch_put(
+                            handle, op.uri, key.baseAddress, key.count, value.baseAddress,
+                            value.count)
                     }
                 }
+                try check(code)
             }
             try check(layered_batch_commit(handle))
         }
-        return result
     }
 }

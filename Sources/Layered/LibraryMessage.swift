@@ -8,7 +8,8 @@ internal import Logging
 /// those calls changes, so that a new message is given its level on purpose.
 ///
 /// - `notice`: recovery that went as designed: a torn tail or record cut, a torn header
-///   rewritten, an interrupted drop or offload finished at open.  Expected after a crash.
+///   rewritten, an interrupted drop or offload finished at open, the batch journal's ops of a
+///   table dropped since skipped.  Expected after a crash.
 /// - `info`: an operation that declined and returned an error its caller sees anyway (an offload
 ///   of a table whose ingest still holds rows, an auto-offload refused because the table was
 ///   unarchived meanwhile).
@@ -29,6 +30,7 @@ enum LibraryMessage {
 
     private static let recovery = [
         "cut torn tail", "cut a torn record", "torn file header", "finished the interrupted",
+        "its ops are skipped",
     ]
     private static let declined = ["rows not yet drained", "refused: unarchived meanwhile"]
     private static let continued = [

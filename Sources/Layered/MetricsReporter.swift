@@ -54,6 +54,8 @@ public final class MetricsReporter: Sendable {
         ("bytes_drained_total", \.bytesDrained),
         ("puts_total", \.puts),
         ("removals_total", \.removals),
+        ("batches_total", \.batches),
+        ("batch_ops_total", \.batchOps),
         ("archives_total", \.archives),
         ("unarchives_total", \.unarchives),
         ("restores_total", \.restores),

@@ -81,11 +81,11 @@ import Testing
                     throw Stop()
                 }
             }
-            try database.setFailpoint("batch.sync", "return(EIO)")
+            try database.setFailpoint("batch.sync", to: "return(EIO)")
             #expect(throws: LayeredError.EIO) {
                 try database.write { batch in batch.put("base", "changed", in: t) }
             }
-            try database.setFailpoint("batch.sync", "off")
+            try database.setFailpoint("batch.sync", to: "off")
             #expect(try t.get("base", as: String.self) == "0")
             #expect(try database.statistics().batches == 0)
         }
@@ -124,8 +124,8 @@ import Testing
             }
             let database = try Database(url: home)
             defer { try? database.close() }
-            let a = try database.table("a")
-            let b = try database.table("b")
+            let a = try database.table(named: "a")
+            let b = try database.table(named: "b")
             #expect(try a.get("x", as: String.self) == "1")
             _ = try await database.stepUp()
             #expect(try b.get("y", as: String.self) == "2")

@@ -9,6 +9,17 @@ import Testing
     /// One sample of each message the C core writes, as its format string prints it, and the
     /// level it must get.
     static let samples: [(String, Logger.Level)] = [
+        // batch.c
+        ("batch: retiring the journal: syncing file:t.ingest failed", .error),
+        ("batch: /h/layered.batch: emptying the journal failed", .error),
+        ("batch: /h/layered.batch: offset 40: layered:t is not there; its ops are skipped",
+            .notice),
+        ("batch: /h/layered.batch: corrupt record at offset 40: its ops do not parse", .error),
+        ("batch: /h/layered.batch: open failed", .error),
+        ("batch: /h: syncing the directory failed", .error),
+        ("batch: /h/layered.batch: cut torn tail at offset 40 (12 bytes): short record",
+            .notice),
+        ("batch: /h/layered.batch: corrupt record at offset 40: body checksum mismatch", .error),
         // checkpoint.c
         ("checkpoint: syncing or compacting /h/t.stable failed", .error),
         // conn.c: the directory sync, the LOCK file (the env_message relay repeats file-store
@@ -18,9 +29,12 @@ import Testing
         // drain.c
         ("step-up: /h/t: No such file or directory", .error),
         ("step-up: layered:t still holds ingest entries after its drain", .error),
+        ("opening as leader: draining layered:t: Input/output error", .error),
         // fs_io.c, fs_open.c
         ("file-store: /h/t.ingest: corrupt record at offset 96: bad checksum", .error),
         ("file-store: /h/t.ingest: fdatasync failed: Input/output error", .error),
+        // (the same message from a group of puts' sync, fs_io.c)
+        ("file-store: /h/t.ingest: fdatasync failed: No space left on device", .error),
         ("file-store: /h/t.ingest: cut torn tail at offset 96 (12 bytes): short record", .notice),
         ("file-store: /h/t.ingest: torn file header (file of 7 bytes, no records), rewritten as "
             + "an empty file", .notice),
