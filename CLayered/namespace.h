@@ -114,6 +114,16 @@
 #define meta_load __layered_meta_load
 #define meta_log __layered_meta_log
 #define meta_snapshot __layered_meta_snapshot
+#define mf_decode __layered_mf_decode
+#define mf_encode __layered_mf_encode
+#define mf_free __layered_mf_free
+#define mf_name __layered_mf_name
+#define mf_ptr_create __layered_mf_ptr_create
+#define mf_ptr_latest __layered_mf_ptr_latest
+#define mf_ptr_read __layered_mf_ptr_read
+#define mf_publish __layered_mf_publish
+#define mf_read __layered_mf_read
+#define mf_write __layered_mf_write
 #define os_default __layered_os_default
 #define os_dir_fsync __layered_os_dir_fsync
 #define os_now_ns __layered_os_now_ns

@@ -34,6 +34,13 @@ sys_openat(int dirfd, const char *path, int flags, mode_t mode)
     return openat(dirfd, path, flags, mode);
 }
 
+static int
+sys_renameat_noreplace(int fromdirfd, const char *from, int todirfd,
+                       const char *to)
+{
+    return renameat2(fromdirfd, from, todirfd, to, RENAME_NOREPLACE);
+}
+
 const struct os_ops os_default = {
     .open = sys_open,
     .openat = sys_openat,
@@ -55,6 +62,7 @@ const struct os_ops os_default = {
     .mkdir = mkdir,
     .rename = rename,
     .renameat = renameat,
+    .renameat_noreplace = sys_renameat_noreplace,
     .unlink = unlink,
     .unlinkat = unlinkat,
     .flock = flock,

@@ -65,6 +65,10 @@ struct os_ops {
     int (*rename)(const char *from, const char *to);
     int (*renameat)(int fromdirfd, const char *from, int todirfd,
                     const char *to);
+    /* renameat that fails with EEXIST, atomically, if `to` exists
+     * (renameat2's RENAME_NOREPLACE). */
+    int (*renameat_noreplace)(int fromdirfd, const char *from, int todirfd,
+                              const char *to);
     int (*unlink)(const char *path);
     int (*unlinkat)(int dirfd, const char *path, int flags);
     int (*flock)(int fd, int op);

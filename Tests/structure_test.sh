@@ -24,6 +24,7 @@ layers=(
   rwlock      # the dhandle lock and the lock-order checker
   fs_rec      # the record codec: integers, record and file headers, CRC check
   fs_run      # immutable sorted runs: writer, checks, lookups, walks
+  manifest    # the stable store's manifests and pointer records
   fs_io       # the file store's I/O: full writes and reads, append, sync
   fs_index    # the arena and the in-memory index of one file
   fs_group    # group commit: the write path of puts that reach the OS

@@ -23,7 +23,7 @@
 #define OS_CALLS(X)                                                         \
     X(open) X(openat) X(close) X(read) X(pread) X(preadv) X(write)          \
     X(pwritev) X(lseek) X(ftruncate) X(fsync) X(fdatasync) X(syncfs)        \
-    X(sync_file_range)                                                      \
+    X(sync_file_range) X(renameat_noreplace)                                \
     X(fstat) X(fstatat) X(stat) X(mkdir) X(rename) X(renameat) X(unlink)    \
     X(unlinkat) X(flock) X(mmap) X(munmap) X(madvise) X(clock_gettime)
 
@@ -130,6 +130,9 @@ WRAP(int, stat, (const char *path, struct stat *st), (path, st))
 WRAP(int, mkdir, (const char *path, mode_t mode), (path, mode))
 WRAP(int, rename, (const char *from, const char *to), (from, to))
 WRAP(int, renameat, (int fd1, const char *from, int fd2, const char *to),
+     (fd1, from, fd2, to))
+WRAP(int, renameat_noreplace,
+     (int fd1, const char *from, int fd2, const char *to),
      (fd1, from, fd2, to))
 WRAP(int, unlink, (const char *path), (path))
 WRAP(int, unlinkat, (int dirfd, const char *path, int flags),

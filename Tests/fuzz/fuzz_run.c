@@ -10,7 +10,10 @@
  *          whose checksums are first repaired where the footer and the
  *          index say they are -- so the fuzzer reaches the structure
  *          checks behind them;
- *   other  the same, checksums left as they are.
+ *   3      the rest is a manifest (CLayered/manifest.h): it decodes, or is
+ *          LAYERED_CORRUPT; one that decodes encodes back to the very same
+ *          bytes;
+ *   other  the same as 1, checksums left as they are.
  *          The run is opened, walked, and every key the walk returned is
  *          looked up (with repaired checksums a damaged filter or index may
  *          make that lookup miss: only then is a miss allowed).  Any answer is fine but a crash, a hang, a leak or a read
@@ -29,6 +32,7 @@
 
 #include "fs_run.h"
 #include "fuzz_common.h"
+#include "manifest.h"
 #include "layered.h"
 
 #define FZ_MAX_ROWS 4096
@@ -260,6 +264,33 @@ damaged(const uint8_t *data, size_t size, bool fix)
     free(copy);
 }
 
+static void
+manifest(const uint8_t *data, size_t size)
+{
+    unsigned char *copy, *again;
+    struct mf *m;
+    size_t len;
+    int ret;
+
+    if ((copy = malloc(size > 0 ? size : 1)) == NULL)
+        return;
+    memcpy(copy, data, size);
+    /* The checksum repaired, so the fuzzer reaches the fields. */
+    if (size >= 4)
+        put32(copy + size - 4, fz_crc32c(0, copy, size - 4));
+    ret = mf_decode(copy, size, &m, NULL, NULL);
+    if (ret == 0) {
+        if (mf_encode(m, &again, &len) != 0)
+            die("a decoded manifest does not encode");
+        if (len != size || memcmp(again, copy, size) != 0)
+            die("a decoded manifest encodes to other bytes");
+        free(again);
+        mf_free(m);
+    } else if (ret != LAYERED_CORRUPT && ret != ENOMEM)
+        die("mf_decode returned an unexpected error");
+    free(copy);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -267,6 +298,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (data[0] == 0)
         round_trip(data + 1, size - 1);
+    else if (data[0] == 3)
+        manifest(data + 1, size - 1);
     else
         damaged(data + 1, size - 1, data[0] == 1);
     return 0;

@@ -26,6 +26,9 @@ mutants=(
   "runfile-dir-sync-removed|CLayered/fs_run.c|runfile|    ERR(os_dir_fsync(fw->os, fw->dirfd));|    (void)fw->dirfd;"
   "batch-rows-before-journal|CLayered/filestore.c|batch-fsync|    if (commit != NULL)\n        ERR(commit(arg, ops, n));\n\n    /* The commit point@@\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)|\n    /* The commit point@@    if (commit != NULL)\n        ERR(commit(arg, ops, n));\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)"
   "batch-journal-unsynced|CLayered/batch.c|batch-none|    if (os->fdatasync(conn->batch_fd) != 0) {\n        ret = errno;\n        goto cut;\n    }\n    conn->batch_end += len;|    conn->batch_end += len;"
+  "manifest-unsynced|CLayered/manifest.c|manifest|    if ((ret = write_all(os, fd, p, len)) == 0 && os->fdatasync(fd) != 0)|    if ((ret = write_all(os, fd, p, len)) == 0 && 0)"
+  "pointer-record-dir-sync-removed|CLayered/manifest.c|manifest|        return ret;\n    }\n    return os_dir_fsync(os, dirfd);|        return ret;\n    }\n    return 0;"
+  "pointer-record-replaces|CLayered/manifest.c|manifest|    if (os->renameat_noreplace(dirfd, tmp, dirfd, name) != 0) {|    if (os->renameat(dirfd, tmp, dirfd, name) != 0) {"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
   "group-commit-fsync-removed|CLayered/fs_io.c|schema-fsync|        if (f->env.os->fdatasync(f->fd) != 0) {\n            ret = f->sync_error = errno;|        if (0) {\n            ret = f->sync_error = errno;"
   "group-commit-acks-failed-write|CLayered/fs_group.c|schema-fsync|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n|    ret = fs_write_group(f, iov, 3 * n, start, &wchanges);\n    ret = 0; /* mutant */\n"
@@ -54,15 +57,18 @@ open(path, 'w').write(s)
 EOF
   cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLAYERED_BUILD_BENCH=OFF >/dev/null
-  # The "runfile" workload is the run-file sweep, a program of its own.
+  # The "runfile" and "manifest" workloads are sweeps with programs of
+  # their own.
   bin=test_sim
   [ "$workload" = runfile ] && bin=test_runfile
+  [ "$workload" = manifest ] && bin=test_manifest
   cmake --build "$tree/build" -j "$jobs" --target "$bin" >/dev/null
   out="$tree/out.txt"
   # A fault point's power cut keeps none, all or a prefix of the unsynced
   # writes, chosen by the seed: a bug whose trace only one such choice
   # shows may pass one base seed.  Up to three base seeds; any violation
-  # detects the mutant.  (test_runfile takes no seed: it sweeps its own.)
+  # detects the mutant.  (test_runfile and test_manifest take no seed: each
+  # sweeps its own.)
   detected=0
   for seed in 20261202 20261203 20261204; do
     if ! LAYERED_SIM_WORKLOAD="$workload" LAYERED_SIM_SEED=$seed \

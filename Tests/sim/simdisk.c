@@ -1562,7 +1562,7 @@ so_mkdir(const char *path, mode_t mode)
 
 static int
 rename_locked(const char *call, int fromfd, const char *from, int tofd,
-              const char *to)
+              const char *to, bool noreplace)
 {
     char fname[NAME_MAX + 1], tname[NAME_MAX + 1];
     struct inode *fdir, *tdir, *src, *dst;
@@ -1582,6 +1582,8 @@ rename_locked(const char *call, int fromfd, const char *from, int tofd,
     if ((fslash || tslash) && !src->isdir)
         return ENOTDIR;
     dst = dents_get(&tdir->ents, tname);
+    if (noreplace && dst != NULL)
+        return EEXIST;
     if (dst == src) /* the same file: rename does nothing */
         return 0;
     if (tdir->removed)
@@ -1616,15 +1618,24 @@ static int
 so_rename(const char *from, const char *to)
 {
     lock();
-    return (int)finish(rename_locked("rename", AT_FDCWD, from, AT_FDCWD, to),
-                       0);
+    return (int)finish(
+        rename_locked("rename", AT_FDCWD, from, AT_FDCWD, to, false), 0);
 }
 
 static int
 so_renameat(int fromfd, const char *from, int tofd, const char *to)
 {
     lock();
-    return (int)finish(rename_locked("renameat", fromfd, from, tofd, to), 0);
+    return (int)finish(
+        rename_locked("renameat", fromfd, from, tofd, to, false), 0);
+}
+
+static int
+so_renameat_noreplace(int fromfd, const char *from, int tofd, const char *to)
+{
+    lock();
+    return (int)finish(
+        rename_locked("renameat2", fromfd, from, tofd, to, true), 0);
 }
 
 static int
@@ -1822,6 +1833,7 @@ const struct os_ops sim_os = {
     .mkdir = so_mkdir,
     .rename = so_rename,
     .renameat = so_renameat,
+    .renameat_noreplace = so_renameat_noreplace,
     .unlink = so_unlink,
     .unlinkat = so_unlinkat,
     .flock = so_flock,

@@ -27,7 +27,8 @@
  * only), and timing (the clock is the real monotonic clock).
  *
  * Faults: every "counted" call -- open/openat, write/pwritev, fsync,
- * fdatasync, syncfs, rename/renameat, unlink/unlinkat, mkdir, ftruncate,
+ * fdatasync, syncfs, rename/renameat/renameat2 (no replace), unlink/unlinkat,
+ * mkdir, ftruncate,
  * mmap -- gets the next index (0, 1, 2, ...).  A test can make the call of
  * index k fail (EIO, ENOSPC, EDQUOT, or a short write followed by ENOSPC),
  * or cut the power just before it: from that moment every call fails with
