@@ -53,15 +53,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch_rec.h"
 #include "internal.h"
 
-#define BATCH_JOURNAL "layered.batch"
-/* Record header: u32 hcrc (of the next 20 bytes), u32 bcrc (of the body),
- * u64 first_lsn, u32 nops, u32 body_len.  Each op in the body: u8 kind
- * (FS_BATCH_*), u8 constituent (0 ingest, 1 stable), u16 name length, u32
- * key length, u32 value length, then the name, key and value. */
-#define BATCH_HDR_BYTES 24
-#define BATCH_OP_BYTES 12
+#define BATCH_JOURNAL BREC_JOURNAL
+/* The record format is in batch_rec.h. */
+#define BATCH_HDR_BYTES BREC_HDR_BYTES
+#define BATCH_OP_BYTES BREC_OP_BYTES
 
 struct batch_op {
     bool remove;
@@ -124,21 +122,6 @@ static inline uint64_t
 get64(const unsigned char *p)
 {
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-/*
- * batch_all_zero --
- *     Only zero bytes from p for len bytes (a torn tail's signature).
- */
-static bool
-batch_all_zero(const unsigned char *p, uint64_t len)
-{
-    uint64_t i;
-
-    for (i = 0; i < len; i++)
-        if (p[i] != 0)
-            return false;
-    return true;
 }
 
 int
@@ -575,41 +558,27 @@ batch_lsn_raise(layered_conn *conn, uint64_t lsn)
  *     before any other thread can use the connection.
  */
 static int
-batch_replay_record(layered_conn *conn, const unsigned char *body,
-                    uint64_t blen, uint64_t first_lsn, uint32_t nops,
-                    uint64_t off)
+batch_replay_record(layered_conn *conn, const struct brec *r, uint64_t off)
 {
     fs_batch_op *fops = NULL;
     struct dhandle **dhs = NULL;
+    struct brec_op op;
     struct table *t;
-    const unsigned char *p = body, *end = body + blen;
     char name[LAYERED_NAME_MAX + 1], dhname[LAYERED_NAME_MAX + 16];
-    uint32_t nlen, klen, vlen, kind, cons;
+    uint64_t pos = 0;
     size_t i, n = 0;
     bool committed;
     int ret = 0;
 
-    if ((fops = calloc(nops, sizeof(*fops))) == NULL ||
-        (dhs = calloc(nops, sizeof(*dhs))) == NULL)
+    if ((fops = calloc(r->nops, sizeof(*fops))) == NULL ||
+        (dhs = calloc(r->nops, sizeof(*dhs))) == NULL)
         ERR(ENOMEM);
-    for (i = 0; i < nops; i++) {
-        if ((uint64_t)(end - p) < BATCH_OP_BYTES)
+    for (i = 0; i < r->nops; i++) {
+        if (!brec_op_next(r, &pos, &op))
             goto bad;
-        kind = p[0];
-        cons = p[1];
-        nlen = get16(p + 2);
-        klen = get32(p + 4);
-        vlen = get32(p + 8);
-        p += BATCH_OP_BYTES;
-        if (kind > FS_BATCH_DEL || cons > 1 || nlen == 0 ||
-            nlen > LAYERED_NAME_MAX || klen == 0 || klen > LAYERED_KEY_MAX ||
-            vlen > LAYERED_VALUE_MAX || (kind != FS_BATCH_PUT && vlen > 0) ||
-            (uint64_t)(end - p) < (uint64_t)nlen + klen + vlen)
-            goto bad;
-        memcpy(name, p, nlen);
-        name[nlen] = '\0';
-        p += nlen;
-        if (!tbl_name_valid(name, nlen))
+        memcpy(name, op.name, op.nlen);
+        name[op.nlen] = '\0';
+        if (!tbl_name_valid(name, op.nlen))
             goto bad;
         /* Records are retired before a table is dropped or offloaded, so
          * a table missing here is not one of ours to write: its ops are
@@ -620,22 +589,20 @@ batch_replay_record(layered_conn *conn, const unsigned char *body,
             layered_msg(conn, "batch: %s/%s: offset %" PRIu64
                         ": layered:%s is not there; its ops are skipped",
                         conn->home, BATCH_JOURNAL, off, name);
-            p += klen + vlen;
             continue;
         }
-        dh_name(dhname, sizeof(dhname), name, cons == 0);
+        dh_name(dhname, sizeof(dhname), name, op.cons == 0);
         ERR(dh_get(conn, dhname, &dhs[n]));
         fops[n].f = dhs[n]->fs;
-        fops[n].key = p;
-        fops[n].klen = klen;
-        fops[n].val = kind == FS_BATCH_PUT ? p + klen : NULL;
-        fops[n].vlen = vlen;
-        fops[n].kind = (int)kind;
-        fops[n].lsn = first_lsn + i;
+        fops[n].key = op.key;
+        fops[n].klen = op.klen;
+        fops[n].val = op.val;
+        fops[n].vlen = op.vlen;
+        fops[n].kind = (int)op.kind;
+        fops[n].lsn = r->first_lsn + i;
         n++;
-        p += klen + vlen;
     }
-    if (p != end)
+    if (pos != r->blen)
         goto bad;
     ret = fs_batch_apply(fops, n, FS_BATCH_REPLAY, NULL, NULL, &committed);
     goto err;
@@ -665,12 +632,12 @@ batch_journal_open(layered_conn *conn)
 {
     const struct os_ops *os = conn->os;
     unsigned char *buf = NULL;
-    const unsigned char *p;
+    struct brec rec;
     struct stat st;
-    uint64_t size, off, blen;
+    uint64_t size, off;
     const char *why = NULL;
     bool created = false;
-    int ret = 0;
+    int ret = 0, rc;
 
     conn->batch_fd = os->openat(conn->home_fd, BATCH_JOURNAL,
                                 O_RDWR | O_CLOEXEC, 0);
@@ -704,47 +671,14 @@ batch_journal_open(layered_conn *conn)
         off += (uint64_t)n;
     }
 
-    /* The same torn-tail rules as a constituent file (fs_load). */
-    for (off = 0; off < size; off += BATCH_HDR_BYTES + blen) {
-        p = buf + off;
-        if (size - off < BATCH_HDR_BYTES) {
-            why = "incomplete record header";
+    /* The same torn-tail rules as a constituent file (batch_rec.c). */
+    for (off = 0; off < size; off += rec.len) {
+        if ((rc = brec_check(buf, size, off, &rec, &why)) == BREC_TORN)
             break;
-        }
-        if (crc32c(0, p + 4, BATCH_HDR_BYTES - 4) != get32(p)) {
-            if (batch_all_zero(p + BATCH_HDR_BYTES,
-                               size - off - BATCH_HDR_BYTES)) {
-                why = "bad record header followed only by zero bytes";
-                break;
-            }
-            why = "bad record header";
+        if (rc == BREC_BAD)
             goto corrupt;
-        }
-        blen = get32(p + 20);
-        if (BATCH_HDR_BYTES + blen > size - off) {
-            why = "record runs past end of file";
-            break;
-        }
-        if (crc32c(0, p + BATCH_HDR_BYTES, (size_t)blen) != get32(p + 4)) {
-            if (off + BATCH_HDR_BYTES + blen == size) {
-                why = "last record fails its body checksum";
-                break;
-            }
-            if (batch_all_zero(p + BATCH_HDR_BYTES + blen,
-                               size - off - BATCH_HDR_BYTES - blen)) {
-                why = "bad record followed only by zero bytes";
-                break;
-            }
-            why = "body checksum mismatch";
-            goto corrupt;
-        }
-        if (get32(p + 16) == 0 || get64(p + 8) == 0) {
-            why = "a record with no ops";
-            goto corrupt;
-        }
-        batch_lsn_raise(conn, get64(p + 8) + get32(p + 16) - 1);
-        ERR(batch_replay_record(conn, p + BATCH_HDR_BYTES, blen,
-                                get64(p + 8), get32(p + 16), off));
+        batch_lsn_raise(conn, rec.first_lsn + rec.nops - 1);
+        ERR(batch_replay_record(conn, &rec, off));
     }
     conn->batch_end = off;
     if (off < size) {

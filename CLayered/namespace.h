@@ -12,6 +12,8 @@
 #define batch_journal_close __layered_batch_journal_close
 #define batch_journal_open __layered_batch_journal_open
 #define batch_retire __layered_batch_retire
+#define brec_check __layered_brec_check
+#define brec_op_next __layered_brec_op_next
 #define ckpt_database_size __layered_ckpt_database_size
 #define ckpt_publish_size __layered_ckpt_publish_size
 #define ckpt_stable_bytes __layered_ckpt_stable_bytes

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch_rec.h"
 #include "internal.h"
 
 #define META_FILE "layered.meta"
@@ -760,6 +761,62 @@ err:
 }
 
 /*
+ * verify_batch --
+ *     The batch journal (batch_rec.h): every record's header and body
+ *     checksum, and its ops.  A torn tail is reported as such (the next
+ *     open cuts it); after damage the records' boundaries are unknown, so
+ *     the rest of the journal is not read.  A journal that is missing or
+ *     empty (every clean close and checkpoint empties it) is fine.
+ */
+static int
+verify_batch(struct verify *v)
+{
+    char path[PATH_MAX], name[LAYERED_NAME_MAX + 1];
+    struct brec_op op;
+    struct brec rec;
+    const char *why;
+    uint64_t off, pos;
+    size_t len;
+    uint32_t i;
+    char *buf;
+    int ret = 0, rc;
+
+    if ((ret = read_meta(v, BREC_JOURNAL, &buf, &len)) != 0 || buf == NULL)
+        return ret;
+    verify_path(path, sizeof(path), v->home, BREC_JOURNAL);
+    for (off = 0; off < len; off += rec.len) {
+        rc = brec_check((const unsigned char *)buf, len, off, &rec, &why);
+        if (rc == BREC_TORN) {
+            ret = verify_report(v, LAYERED_VERIFY_TORN_TAIL, path, off,
+                                "%s (%zu bytes; the next open cuts them)",
+                                why, (size_t)(len - off));
+            break;
+        }
+        if (rc == BREC_BAD) {
+            ret = verify_report(v, LAYERED_VERIFY_DAMAGE, path, off, "%s",
+                                why);
+            break;
+        }
+        for (i = 0, pos = 0; i < rec.nops; i++) {
+            if (!brec_op_next(&rec, &pos, &op))
+                break;
+            memcpy(name, op.name, op.nlen);
+            name[op.nlen] = '\0';
+            if (!tbl_name_valid(name, op.nlen))
+                break;
+        }
+        if (i < rec.nops || pos != rec.blen) {
+            ret = verify_report(v, LAYERED_VERIFY_DAMAGE, path, off,
+                                "a record whose ops do not parse");
+            break;
+        }
+        v->st.records++;
+    }
+    free(buf);
+    return ret;
+}
+
+/*
  * verify_table --
  *     Read a table's constituents; report one that its state requires and
  *     that is missing.  `listed` is false for a name the metadata does not
@@ -834,6 +891,7 @@ layered_verify(const char *home, const char *shared_dir, const char *table,
     ERR(verify_journal(&v, &journal));
     if (!snapshot && !journal)
         ERR(ENOENT);
+    ERR(verify_batch(&v));
     if (table != NULL) {
         i = table_slot(&v, table, &found);
         if (found && v.tables[i].dropping)

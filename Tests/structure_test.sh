@@ -18,6 +18,7 @@ layers=(
   os          # the one seam to the operating system: files and the clock
   fork        # the fork handlers that keep liburcu usable in a child
   crc32c      # checksums
+  batch_rec   # the batch journal's record framing (the journal, verify)
   error       # layered_strerror
   failpoint   # named points where tests pause, sleep or inject errors
   panic       # the panic path and messages; releases paused failpoints

@@ -1063,7 +1063,9 @@ typedef struct layered_verify_stats {
  * Check every checksum of a database home without modifying anything.
  *
  * Reads the metadata snapshot (layered.meta: its checksum and every line)
- * and journal (layered.meta.log: every record's checksum), then every
+ * and journal (layered.meta.log: every record's checksum), the batch
+ * journal (layered.batch: every record's checksums and ops; a batch that
+ * committed but was not yet retired lives there), then every
  * record of every constituent of the tables they list: the file header,
  * each record header and each record body.  A constituent that the table's
  * state requires and that is missing is damage (an active or archived

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -495,6 +496,81 @@ test_open_home(void)
     free(empty_shared);
 }
 
+/* A home whose batch journal holds two committed batches: the process
+ * committed them and died before any checkpoint or close retired them. */
+static char *
+build_batch_home(void)
+{
+    char *home = build_home();
+    pid_t pid;
+    int status;
+
+    if ((pid = fork()) == 0) {
+        layered_conn *conn;
+        layered_session *s;
+        layered_batch *b;
+
+        CHECK_OK(layered_open(home, NULL, &conn));
+        CHECK_OK(layered_session_open(conn, &s));
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(layered_batch_open(s, &b));
+            CHECK_OK(layered_batch_put(b, "layered:t1", "bk", 2, "v1", 2));
+            CHECK_OK(layered_batch_remove(b, "layered:t2", "a000001", 7));
+            CHECK_OK(layered_batch_commit(b));
+            CHECK_OK(layered_batch_close(b));
+        }
+        _exit(0); /* as kill -9: no close, the journal not retired */
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+          WEXITSTATUS(status) == 0);
+    return home;
+}
+
+/* The batch journal is read too: its records' checksums, a torn tail. */
+static void
+test_batch_journal(void)
+{
+    layered_verify_stats st, clean;
+    struct seen seen;
+    char *home = build_batch_home(), *journal = path_of(home, "layered.batch");
+    uint64_t size = file_size(journal);
+
+    printf("batch journal\n");
+    CHECK(size > 2 * 24);
+    memset(&seen, 0, sizeof(seen));
+    CHECK_OK(layered_verify(home, NULL, NULL, on_report, &seen, &clean));
+    CHECK(seen.nreports == 0);
+    /* A flipped bit in the last record's body: the next open cuts it as a
+     * torn append, so it is a torn tail, not damage. */
+    flip_bit(journal, size - 3, 2);
+    memset(&seen, 0, sizeof(seen));
+    CHECK_OK(layered_verify(home, NULL, NULL, on_report, &seen, &st));
+    CHECK(seen.nreports == 1 &&
+          seen.reports[0].kind == LAYERED_VERIFY_TORN_TAIL &&
+          st.records == clean.records - 1);
+    flip_bit(journal, size - 3, 2);
+    /* The first record's body damaged: damage, with the file and 0. */
+    flip_bit(journal, 30, 0);
+    memset(&seen, 0, sizeof(seen));
+    CHECK_RET(LAYERED_CORRUPT,
+              layered_verify(home, NULL, NULL, on_report, &seen, &st));
+    CHECK(seen.nreports == 1 && seen.reports[0].kind == LAYERED_VERIFY_DAMAGE &&
+          seen.reports[0].offset == 0 &&
+          strstr(seen.reports[0].file, "layered.batch") != NULL);
+    CHECK(st.records == clean.records - 2); /* neither record counted */
+    flip_bit(journal, 30, 0);
+    /* Cut short: a torn tail, not damage. */
+    CHECK(truncate(journal, (off_t)size - 5) == 0);
+    memset(&seen, 0, sizeof(seen));
+    CHECK_OK(layered_verify(home, NULL, NULL, on_report, &seen, &st));
+    CHECK(seen.nreports == 1 &&
+          seen.reports[0].kind == LAYERED_VERIFY_TORN_TAIL &&
+          seen.reports[0].offset > 0 && st.records == clean.records - 1);
+    free(journal);
+    tu_rmdir(home);
+    free(home);
+}
+
 int
 main(void)
 {
@@ -504,6 +580,7 @@ main(void)
     test_torn_tail();
     test_metadata();
     test_open_home();
+    test_batch_journal();
     printf("test_verify: ok\n");
     return 0;
 }
