@@ -208,6 +208,8 @@ struct ConnectionInfo: Encodable {
     var bytesDrained: UInt64
     var inserts: UInt64
     var removes: UInt64
+    var batches: UInt64
+    var batchOps: UInt64
     var archives: UInt64
     var unarchives: UInt64
     var restores: UInt64
@@ -234,6 +236,8 @@ struct ConnectionInfo: Encodable {
         bytesDrained = s.bytesDrained
         inserts = s.puts
         removes = s.removals
+        batches = s.batches
+        batchOps = s.batchOps
         archives = s.archives
         unarchives = s.unarchives
         restores = s.restores
@@ -249,7 +253,8 @@ struct ConnectionInfo: Encodable {
             ("step_downs", stepDowns), ("tables_drained", tablesDrained),
             ("tables_skipped", tablesSkipped), ("rows_drained", rowsDrained),
             ("bytes_drained", bytesDrained), ("inserts", inserts), ("removes", removes),
-            ("archives", archives), ("unarchives", unarchives), ("restores", restores),
+            ("batches", batches), ("batch_ops", batchOps), ("archives", archives),
+            ("unarchives", unarchives), ("restores", restores),
             ("offloads", offloads), ("offloads_refused", offloadsRefused),
         ]
     }
