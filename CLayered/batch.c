@@ -106,24 +106,6 @@ put64(unsigned char *p, uint64_t v)
     put32(p + 4, (uint32_t)(v >> 32));
 }
 
-static inline uint32_t
-get16(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static inline uint32_t
-get32(const unsigned char *p)
-{
-    return get16(p) | get16(p + 2) << 16;
-}
-
-static inline uint64_t
-get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 int
 layered_batch_open(layered_session *session, layered_batch **batchp)
 {

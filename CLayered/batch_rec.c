@@ -7,24 +7,6 @@
 #include "filestore.h"
 #include "layered.h"
 
-static inline uint32_t
-get16(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static inline uint32_t
-get32(const unsigned char *p)
-{
-    return get16(p) | get16(p + 2) << 16;
-}
-
-static inline uint64_t
-get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 /* Only zero bytes from p for len bytes (a torn tail's signature). */
 static bool
 all_zero(const unsigned char *p, uint64_t len)
@@ -48,7 +30,7 @@ brec_check(const unsigned char *buf, uint64_t size, uint64_t off,
         *why = "incomplete record header";
         return BREC_TORN;
     }
-    if (crc32c(0, p + 4, BREC_HDR_BYTES - 4) != get32(p)) {
+    if (crc32c(0, p + 4, BREC_HDR_BYTES - 4) != brec_get32(p)) {
         if (all_zero(p + BREC_HDR_BYTES, size - off - BREC_HDR_BYTES)) {
             *why = "bad record header followed only by zero bytes";
             return BREC_TORN;
@@ -56,12 +38,12 @@ brec_check(const unsigned char *buf, uint64_t size, uint64_t off,
         *why = "bad record header";
         return BREC_BAD;
     }
-    blen = get32(p + 20);
+    blen = brec_get32(p + 20);
     if (BREC_HDR_BYTES + blen > size - off) {
         *why = "record runs past end of file";
         return BREC_TORN;
     }
-    if (crc32c(0, p + BREC_HDR_BYTES, (size_t)blen) != get32(p + 4)) {
+    if (crc32c(0, p + BREC_HDR_BYTES, (size_t)blen) != brec_get32(p + 4)) {
         if (off + BREC_HDR_BYTES + blen == size) {
             *why = "last record fails its body checksum";
             return BREC_TORN;
@@ -74,12 +56,12 @@ brec_check(const unsigned char *buf, uint64_t size, uint64_t off,
         *why = "body checksum mismatch";
         return BREC_BAD;
     }
-    if (get32(p + 16) == 0 || get64(p + 8) == 0) {
+    if (brec_get32(p + 16) == 0 || brec_get64(p + 8) == 0) {
         *why = "a record with no ops";
         return BREC_BAD;
     }
-    r->first_lsn = get64(p + 8);
-    r->nops = get32(p + 16);
+    r->first_lsn = brec_get64(p + 8);
+    r->nops = brec_get32(p + 16);
     r->body = p + BREC_HDR_BYTES;
     r->blen = blen;
     r->len = BREC_HDR_BYTES + blen;
@@ -95,9 +77,9 @@ brec_op_next(const struct brec *r, uint64_t *posp, struct brec_op *op)
         return false;
     op->kind = p[0];
     op->cons = p[1];
-    op->nlen = get16(p + 2);
-    op->klen = get32(p + 4);
-    op->vlen = get32(p + 8);
+    op->nlen = brec_get16(p + 2);
+    op->klen = brec_get32(p + 4);
+    op->vlen = brec_get32(p + 8);
     p += BREC_OP_BYTES;
     if (op->kind > FS_BATCH_DEL || op->cons > 1 || op->nlen == 0 ||
         op->nlen > LAYERED_NAME_MAX || op->klen == 0 ||

@@ -23,6 +23,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Little-endian reads of the journal's fields. */
+static inline uint32_t
+brec_get16(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static inline uint32_t
+brec_get32(const unsigned char *p)
+{
+    return brec_get16(p) | brec_get16(p + 2) << 16;
+}
+
+static inline uint64_t
+brec_get64(const unsigned char *p)
+{
+    return (uint64_t)brec_get32(p) | (uint64_t)brec_get32(p + 4) << 32;
+}
+
 #define BREC_JOURNAL "layered.batch"
 #define BREC_HDR_BYTES 24
 #define BREC_OP_BYTES 12

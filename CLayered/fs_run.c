@@ -208,26 +208,6 @@ run_writer_open(const struct os_ops *os, int fd, uint64_t off,
     return 0;
 }
 
-/* Write len bytes at the file offset at. */
-static int
-write_at(run_writer *w, const unsigned char *p, size_t len, uint64_t at)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        struct iovec iov = {.iov_base = (void *)(uintptr_t)(p + done),
-                            .iov_len = len - done};
-        ssize_t n = w->os->pwritev(w->fd, &iov, 1, (off_t)(at + done));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? errno : EIO;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* Write the buffered bytes, and have the device start on them while the
  * writer goes on (the final sync then waits for less). */
 static int
@@ -235,7 +215,7 @@ out_flush(run_writer *w)
 {
     uint64_t at = w->start + w->off - w->outlen;
 
-    RET(write_at(w, w->out, w->outlen, at));
+    RET(os_pwrite_full(w->os, w->fd, w->out, w->outlen, at));
     if (w->os->sync_file_range != NULL)
         (void)w->os->sync_file_range(w->fd, (off_t)at, (off_t)w->outlen,
                                      SYNC_FILE_RANGE_WRITE);
@@ -251,7 +231,7 @@ out_add(run_writer *w, const void *p, size_t len)
     if (w->outlen + len > RUN_OUT_BUF)
         RET(out_flush(w));
     if (len > RUN_OUT_BUF) {
-        RET(write_at(w, p, len, w->start + w->off));
+        RET(os_pwrite_full(w->os, w->fd, p, len, w->start + w->off));
         w->off += len;
         return 0;
     }

@@ -303,27 +303,6 @@ err:
     return ret;
 }
 
-/* Write len bytes to fd from offset 0. */
-static int
-write_all(const struct os_ops *os, int fd, const unsigned char *p,
-          size_t len)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        struct iovec iov = {.iov_base = (void *)(uintptr_t)(p + done),
-                            .iov_len = len - done};
-        ssize_t n = os->pwritev(fd, &iov, 1, (off_t)done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? errno : EIO;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* Create `name` exclusively with these bytes, synced; closed either way,
  * removed on an error. */
 static int
@@ -335,7 +314,8 @@ create_synced(const struct os_ops *os, int dirfd, const char *name,
     if ((fd = os->openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                          0644)) < 0)
         return errno;
-    if ((ret = write_all(os, fd, p, len)) == 0 && os->fdatasync(fd) != 0)
+    if ((ret = os_pwrite_full(os, fd, p, len, 0)) == 0 &&
+        os->fdatasync(fd) != 0)
         ret = errno;
     if (os->close(fd) != 0 && ret == 0)
         ret = errno;

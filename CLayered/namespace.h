@@ -130,6 +130,7 @@
 #define os_dir_fsync __layered_os_dir_fsync
 #define os_now_ns __layered_os_now_ns
 #define os_parent_fsync __layered_os_parent_fsync
+#define os_pwrite_full __layered_os_pwrite_full
 #define run_close __layered_run_close
 #define run_file_abort __layered_run_file_abort
 #define run_file_add_run __layered_run_file_add_run

@@ -117,3 +117,23 @@ os_now_ns(const struct os_ops *os)
     (void)os->clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+int
+os_pwrite_full(const struct os_ops *os, int fd, const void *p, size_t len,
+               uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        struct iovec iov = {.iov_base = (char *)(uintptr_t)p + done,
+                            .iov_len = len - done};
+        ssize_t n = os->pwritev(fd, &iov, 1, (off_t)(off + done));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}

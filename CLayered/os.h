@@ -96,6 +96,13 @@ int os_dir_fsync(const struct os_ops *os, int dirfd);
  *     or an errno (ENOMEM, or the open's or fsync's).  Any thread. */
 int os_parent_fsync(const struct os_ops *os, const char *path);
 
+/* os_pwrite_full --
+ *     Write len bytes at off, going on after short writes and EINTR.
+ *     Returns 0 or an errno (EIO for a write that wrote nothing).  Any
+ *     thread. */
+int os_pwrite_full(const struct os_ops *os, int fd, const void *p,
+                   size_t len, uint64_t off);
+
 /* os_now_ns --
  *     The monotonic clock in nanoseconds.  Any thread. */
 uint64_t os_now_ns(const struct os_ops *os);

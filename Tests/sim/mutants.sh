@@ -26,7 +26,7 @@ mutants=(
   "runfile-dir-sync-removed|CLayered/fs_run.c|runfile|    ERR(os_dir_fsync(fw->os, fw->dirfd));|    (void)fw->dirfd;"
   "batch-rows-before-journal|CLayered/filestore.c|batch-fsync|    if (commit != NULL)\n        ERR(commit(arg, ops, n));\n\n    /* The commit point@@\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)|\n    /* The commit point@@    if (commit != NULL)\n        ERR(commit(arg, ops, n));\nerr:\n    for (i = 0; i < n; i++)\n        if (slot[i].node != NULL)"
   "batch-journal-unsynced|CLayered/batch.c|batch-none|    if (os->fdatasync(conn->batch_fd) != 0) {\n        ret = errno;\n        goto cut;\n    }\n    conn->batch_end += len;|    conn->batch_end += len;"
-  "manifest-unsynced|CLayered/manifest.c|manifest|    if ((ret = write_all(os, fd, p, len)) == 0 && os->fdatasync(fd) != 0)|    if ((ret = write_all(os, fd, p, len)) == 0 && 0)"
+  "manifest-unsynced|CLayered/manifest.c|manifest|    if ((ret = os_pwrite_full(os, fd, p, len, 0)) == 0 &&\n        os->fdatasync(fd) != 0)|    if ((ret = os_pwrite_full(os, fd, p, len, 0)) == 0 &&\n        0)"
   "pointer-record-dir-sync-removed|CLayered/manifest.c|manifest|        return ret;\n    }\n    return os_dir_fsync(os, dirfd);|        return ret;\n    }\n    return 0;"
   "pointer-record-replaces|CLayered/manifest.c|manifest|    if (os->renameat_noreplace(dirfd, tmp, dirfd, name) != 0) {|    if (os->renameat(dirfd, tmp, dirfd, name) != 0) {"
   "drop-removes-drain-item-before-lock|CLayered/layered.c|busy-drop-queue-scan|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        claimed = true;|        ERR(drain_queue_claim(conn, name, t->id, &item));\n        drain_queue_release(conn, item, true);"
